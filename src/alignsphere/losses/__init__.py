@@ -1,0 +1,45 @@
+"""Differentiable losses: alignment, uniformity, contrastive, and their sums."""
+
+from alignsphere.losses.align_uniform import (
+    AlignLoss,
+    UniformLoss,
+    UniformQueueLoss,
+    align_loss,
+    uniform_loss,
+    uniform_queue_loss,
+)
+from alignsphere.losses.contrastive import (
+    ContrastiveLoss,
+    ContrastiveQueueLoss,
+    contrastive_loss,
+    contrastive_queue_loss,
+    nt_xent_loss,
+)
+from alignsphere.losses.objective import (
+    TERMS,
+    Objective,
+    ObjectiveOutput,
+    Term,
+    parse_objective,
+    parse_terms,
+)
+
+__all__ = [
+    "TERMS",
+    "AlignLoss",
+    "ContrastiveLoss",
+    "ContrastiveQueueLoss",
+    "Objective",
+    "ObjectiveOutput",
+    "Term",
+    "UniformLoss",
+    "UniformQueueLoss",
+    "align_loss",
+    "contrastive_loss",
+    "contrastive_queue_loss",
+    "nt_xent_loss",
+    "parse_objective",
+    "parse_terms",
+    "uniform_loss",
+    "uniform_queue_loss",
+]
