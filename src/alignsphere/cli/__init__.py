@@ -1,0 +1,1 @@
+"""The ``alignsphere`` command line: one module per subcommand."""

@@ -1,0 +1,88 @@
+"""Entry point of the ``alignsphere`` command.
+
+Each subcommand lives in ``alignsphere.cli.<name>`` and defines
+``add_arguments(parser)`` and ``run(args) -> int``; it raises
+:class:`UsageError` for bad input, which prints one line and exits with 2. Its module is imported only
+when that subcommand runs, so ``alignsphere measure`` on embedding files never
+imports Lightning, Ray or sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+
+# Subcommand name -> (module, one-line help). The help is here so that
+# ``alignsphere --help`` lists every command without importing it.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("alignsphere.cli.demo", "measure alignment and uniformity on digits"),
+    "train": ("alignsphere.cli.train", "train an encoder from a YAML config"),
+    "evaluate": ("alignsphere.cli.evaluate", "evaluate a checkpoint: probe, k-NN, metrics"),
+    "measure": ("alignsphere.cli.measure", "measure embedding files or an encoder"),
+    "study": ("alignsphere.cli.study", "train and evaluate many encoders, report"),
+}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit code 2."""
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    return {
+        name: entry
+        for name, entry in SUBCOMMANDS.items()
+        if importlib.util.find_spec(entry[0]) is not None
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="alignsphere",
+        description="Alignment and uniformity on the unit hypersphere.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in _available().items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    # Parse the subcommand name first, then let its module add its options.
+    known, _ = parser.parse_known_args(argv)
+    if known.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(known._module)
+    subparsers = next(
+        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    module.add_arguments(subparsers.choices[known.command])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(module.run(args) or 0)
+    except UsageError as error:
+        print(f"alignsphere {known.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"alignsphere {known.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
