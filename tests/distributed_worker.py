@@ -12,7 +12,12 @@ import torch
 import torch.distributed as dist
 from torch.nn import functional as F
 
-from alignsphere import contrastive_loss, gather_with_grad, parse_objective, uniform_loss
+from alignsphere import (
+    contrastive_loss,
+    gather_with_grad,
+    parse_objective,
+    uniform_loss,
+)
 from alignsphere.metrics.streaming import Alignment, Uniformity
 
 W = torch.tensor([[1.0, 0.3], [-0.2, 1.0]], dtype=torch.float64)
@@ -64,12 +69,16 @@ def case_objective(rank: int) -> dict:
     generator = torch.Generator().manual_seed(0)
     x1 = torch.randn(8, 5, generator=generator, dtype=torch.float64)
     x2 = x1 + 0.3 * torch.randn(8, 5, generator=generator, dtype=torch.float64)
-    weight = torch.randn(4, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    weight = torch.randn(
+        4, 5, generator=generator, dtype=torch.float64
+    ).requires_grad_()
     # Rank 0 holds rows 0-4 and rank 1 rows 5-7: uneven local batches.
     rows = slice(0, 5) if rank == 0 else slice(5, 8)
     z1 = F.normalize(x1[rows] @ weight.T, dim=1)
     z2 = F.normalize(x2[rows] @ weight.T, dim=1)
-    objective = parse_objective("1*uniform(t=2) + 0.5*contrastive(tau=0.3)", gather=True)
+    objective = parse_objective(
+        "1*uniform(t=2) + 0.5*contrastive(tau=0.3)", gather=True
+    )
     out = objective(z1, z2)
     out.total.backward()
     # Summed, not averaged: with uneven batches the global objective of the
@@ -86,7 +95,11 @@ def case_gather_uneven(rank: int) -> dict:
     gathered, offset = gather_with_grad(x)
     # Each rank weighs every gathered row by (rank + 1).
     (gathered.sum(dim=1) * (rank + 1)).sum().backward()
-    return {"gathered": gathered.detach(), "offset": torch.tensor(offset), "grad": x.grad}
+    return {
+        "gathered": gathered.detach(),
+        "offset": torch.tensor(offset),
+        "grad": x.grad,
+    }
 
 
 def case_uniform_gather(rank: int) -> dict:

@@ -12,7 +12,13 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from alignsphere import contrastive_loss, gather_with_grad, parse_objective, uniform_loss, uniformity
+from alignsphere import (
+    contrastive_loss,
+    gather_with_grad,
+    parse_objective,
+    uniform_loss,
+    uniformity,
+)
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 
@@ -79,7 +85,10 @@ def test_gather_without_gradient_is_wrong(tmp_path):
 def test_gather_uneven_batches(tmp_path):
     results = run_two_ranks("gather_uneven", tmp_path)
     expected = torch.cat(
-        [torch.arange(3, dtype=torch.float64).reshape(1, 3), torch.arange(6, dtype=torch.float64).reshape(2, 3) + 10]
+        [
+            torch.arange(3, dtype=torch.float64).reshape(1, 3),
+            torch.arange(6, dtype=torch.float64).reshape(2, 3) + 10,
+        ]
     )
     for rank, result in enumerate(results):
         assert torch.equal(result["gathered"], expected)
@@ -100,28 +109,39 @@ def test_uniform_gather_matches_global(tmp_path):
         # Each rank computes the same global loss, so the summed gradient
         # reaching rank r's rows is twice the single-process gradient; DDP's
         # average over the two ranks then gives exactly the single-process step.
-        assert torch.allclose(result["grad"], 2 * full.grad[rank * 3 : rank * 3 + 3], atol=1e-12)
+        assert torch.allclose(
+            result["grad"], 2 * full.grad[rank * 3 : rank * 3 + 3], atol=1e-12
+        )
 
 
 def test_objective_uneven_batches(tmp_path):
     generator = torch.Generator().manual_seed(0)
     x1 = torch.randn(8, 5, generator=generator, dtype=torch.float64)
     x2 = x1 + 0.3 * torch.randn(8, 5, generator=generator, dtype=torch.float64)
-    weight = torch.randn(4, 5, generator=generator, dtype=torch.float64).requires_grad_()
+    weight = torch.randn(
+        4, 5, generator=generator, dtype=torch.float64
+    ).requires_grad_()
     z1, z2 = F.normalize(x1 @ weight.T, dim=1), F.normalize(x2 @ weight.T, dim=1)
     objective = parse_objective("1*uniform(t=2) + 0.5*contrastive(tau=0.3)")
     out = objective(z1, z2)
     results = run_two_ranks("objective", tmp_path)
     for result in results:
-        assert result["uniform"].item() == pytest.approx(out.terms["uniform"].item(), rel=1e-12)
+        assert result["uniform"].item() == pytest.approx(
+            out.terms["uniform"].item(), rel=1e-12
+        )
     # Sum over ranks: the uniform term counts twice (each rank holds the
     # global value) and the contrastive term once per anchor, weighted by
     # 1/n_rank instead of 1/N. Rebuild that target in one process.
-    uniform_part = torch.autograd.grad(out.terms["uniform"], weight, retain_graph=True)[0]
+    uniform_part = torch.autograd.grad(out.terms["uniform"], weight, retain_graph=True)[
+        0
+    ]
     contrastive_part = torch.zeros_like(weight)
     for rows in (slice(0, 5), slice(5, 8)):
         weight_r = weight.detach().clone().requires_grad_()
-        a1, a2 = F.normalize(x1 @ weight_r.T, dim=1), F.normalize(x2 @ weight_r.T, dim=1)
+        a1, a2 = (
+            F.normalize(x1 @ weight_r.T, dim=1),
+            F.normalize(x2 @ weight_r.T, dim=1),
+        )
         anchors = torch.cat([a1[rows], a2[rows]])
         candidates = torch.cat([a1, a2])
         logits = anchors @ candidates.T / 0.3
@@ -129,7 +149,9 @@ def test_objective_uneven_batches(tmp_path):
         own = torch.cat([idx, idx + n])
         positive = torch.cat([idx + n, idx])
         logits = logits.scatter(1, own[:, None], -torch.inf)
-        loss = (torch.logsumexp(logits, 1) - logits.gather(1, positive[:, None])[:, 0]).mean()
+        loss = (
+            torch.logsumexp(logits, 1) - logits.gather(1, positive[:, None])[:, 0]
+        ).mean()
         contrastive_part += torch.autograd.grad(loss, weight_r)[0]
     expected = 2 * uniform_part + 0.5 * contrastive_part
     for result in results:
@@ -143,7 +165,9 @@ def test_streaming_metrics_across_ranks(tmp_path):
     results = run_two_ranks("metrics", tmp_path)
     for result in results:
         assert result["uniform"].item() == pytest.approx(uniformity(x, 2.0), rel=1e-12)
-        assert result["align"].item() == pytest.approx(float((x - y).pow(2).sum(1).mean()), rel=1e-12)
+        assert result["align"].item() == pytest.approx(
+            float((x - y).pow(2).sum(1).mean()), rel=1e-12
+        )
 
 
 def test_gather_outside_group_is_identity():

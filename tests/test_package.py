@@ -7,7 +7,16 @@ import sys
 
 import alignsphere
 
-HEAVY = ["lightning", "pytorch_lightning", "torchmetrics", "ray", "sentence_transformers", "torchvision", "sklearn", "matplotlib"]
+HEAVY = [
+    "lightning",
+    "pytorch_lightning",
+    "torchmetrics",
+    "ray",
+    "sentence_transformers",
+    "torchvision",
+    "sklearn",
+    "matplotlib",
+]
 
 
 def test_import_needs_torch_alone():
@@ -16,10 +25,18 @@ def test_import_needs_torch_alone():
         f"loaded = [m for m in {HEAVY!r} if m in sys.modules]; "
         "print(','.join(loaded))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == ""
 
 
 def test_top_level_names():
-    for name in ("align_loss", "uniform_loss", "alignment", "uniformity", "uniformity_optimum"):
+    for name in (
+        "align_loss",
+        "uniform_loss",
+        "alignment",
+        "uniformity",
+        "uniformity_optimum",
+    ):
         assert callable(getattr(alignsphere, name))

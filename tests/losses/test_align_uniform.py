@@ -90,9 +90,7 @@ def test_uniform_large_t_stays_finite():
     x = unit(torch.randn(20, 5, generator=torch.Generator().manual_seed(0)))
     value = uniform_loss(x, t=1e4)
     assert math.isfinite(value.item())
-    assert value.item() == pytest.approx(
-        brute_uniform_logspace(x, 1e4), rel=1e-9
-    )
+    assert value.item() == pytest.approx(brute_uniform_logspace(x, 1e4), rel=1e-9)
 
 
 def brute_uniform_logspace(x: torch.Tensor, t: float) -> float:
@@ -114,7 +112,9 @@ def brute_uniform_logspace(x: torch.Tensor, t: float) -> float:
 )
 def test_uniform_matches_brute_force(n, d, t, seed):
     x = unit(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)))
-    assert uniform_loss(x, t).item() == pytest.approx(brute_uniform(x, t), rel=1e-9, abs=1e-12)
+    assert uniform_loss(x, t).item() == pytest.approx(
+        brute_uniform(x, t), rel=1e-9, abs=1e-12
+    )
 
 
 def test_uniform_float16_input_under_autocast():
@@ -127,7 +127,9 @@ def test_uniform_float16_input_under_autocast():
 
 
 def test_unit_check_accepts_half_rounding_rejects_off_rows():
-    x = unit(torch.randn(256, 384, generator=torch.Generator().manual_seed(2)), torch.float32)
+    x = unit(
+        torch.randn(256, 384, generator=torch.Generator().manual_seed(2)), torch.float32
+    )
     uniform_loss(x.half())
     uniform_loss(x.bfloat16())
     uniform_loss(torch.nn.functional.normalize(x.half(), dim=1))
@@ -142,7 +144,9 @@ def test_uniform_gradcheck():
     x.requires_grad_()
     # The loss is defined on unit rows; gradcheck's finite differences leave the
     # sphere by 1e-6, inside the float64 tolerance of the unit-norm check.
-    assert torch.autograd.gradcheck(lambda v: uniform_loss(v, 2.5), (x,), eps=1e-7, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda v: uniform_loss(v, 2.5), (x,), eps=1e-7, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("alpha", [2.0, 1.0, 0.5])
@@ -165,7 +169,9 @@ def test_align_identical_pair_zero_gradient(alpha):
 def test_align_matches_brute_force(n, d, alpha, seed):
     g = torch.Generator().manual_seed(seed)
     x, y = unit(torch.randn(n, d, generator=g)), unit(torch.randn(n, d, generator=g))
-    assert align_loss(x, y, alpha).item() == pytest.approx(brute_align(x, y, alpha), rel=1e-9)
+    assert align_loss(x, y, alpha).item() == pytest.approx(
+        brute_align(x, y, alpha), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize("alpha", [2.0, 1.0, 0.5, 3.0])
@@ -173,7 +179,9 @@ def test_align_gradcheck(alpha):
     g = torch.Generator().manual_seed(4)
     x = unit(torch.randn(5, 3, generator=g)).requires_grad_()
     y = unit(torch.randn(5, 3, generator=g))
-    assert torch.autograd.gradcheck(lambda v: align_loss(v, y, alpha), (x,), eps=1e-7, atol=1e-5)
+    assert torch.autograd.gradcheck(
+        lambda v: align_loss(v, y, alpha), (x,), eps=1e-7, atol=1e-5
+    )
 
 
 def test_align_mismatched_shapes():
@@ -199,7 +207,10 @@ def brute_queue_uniform(q, queue, t, intra):
         -t * float((a - b).pow(2).sum()) for a in q.double() for b in queue.double()
     ]
     if intra:
-        exps += [-t * float((a - b).pow(2).sum()) for a, b in itertools.combinations(q.double(), 2)]
+        exps += [
+            -t * float((a - b).pow(2).sum())
+            for a, b in itertools.combinations(q.double(), 2)
+        ]
     peak = max(exps)
     return peak + math.log(sum(math.exp(e - peak) for e in exps) / len(exps))
 

@@ -30,7 +30,9 @@ def reference_nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> float:
 
 def test_nt_xent_orthogonal_pairs_tau_1():
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    assert contrastive_loss(z, z, 1.0).item() == pytest.approx(math.log(1 + 2 / math.e), abs=1e-7)
+    assert contrastive_loss(z, z, 1.0).item() == pytest.approx(
+        math.log(1 + 2 / math.e), abs=1e-7
+    )
     assert contrastive_loss(z, z, 1.0).item() == pytest.approx(0.5514447, abs=1e-7)
 
 
@@ -80,7 +82,9 @@ def test_queue_loss_matches_cross_entropy():
     q, k = unit(torch.randn(5, 4, generator=g)), unit(torch.randn(5, 4, generator=g))
     queue = unit(torch.randn(13, 4, generator=g))
     logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / 0.07
-    expected = torch.nn.functional.cross_entropy(logits, torch.zeros(5, dtype=torch.long))
+    expected = torch.nn.functional.cross_entropy(
+        logits, torch.zeros(5, dtype=torch.long)
+    )
     assert contrastive_queue_loss(q, k, queue, 0.07).item() == pytest.approx(
         expected.item(), rel=1e-9
     )
@@ -121,4 +125,6 @@ def test_contrastive_modules_match_functions():
     z1, z2 = unit(torch.randn(4, 3, generator=g)), unit(torch.randn(4, 3, generator=g))
     queue = unit(torch.randn(6, 3, generator=g))
     assert ContrastiveLoss(0.3)(z1, z2) == contrastive_loss(z1, z2, 0.3)
-    assert ContrastiveQueueLoss(0.3)(z1, z2, queue) == contrastive_queue_loss(z1, z2, queue, 0.3)
+    assert ContrastiveQueueLoss(0.3)(z1, z2, queue) == contrastive_queue_loss(
+        z1, z2, queue, 0.3
+    )

@@ -33,9 +33,14 @@ def test_parse_defaults_spacing_and_exponents():
 
 def test_parse_yaml_list_equals_string():
     listed = parse_terms(
-        [{"term": "align", "weight": 3, "alpha": 2}, {"term": "uniform_queue", "t": 3, "intra_batch": False}]
+        [
+            {"term": "align", "weight": 3, "alpha": 2},
+            {"term": "uniform_queue", "t": 3, "intra_batch": False},
+        ]
     )
-    assert listed == parse_terms("3*align(alpha=2) + 1*uniform_queue(t=3, intra_batch=false)")
+    assert listed == parse_terms(
+        "3*align(alpha=2) + 1*uniform_queue(t=3, intra_batch=false)"
+    )
 
 
 def test_round_trip_through_str():
@@ -69,7 +74,9 @@ def test_yaml_item_without_term():
 
 def test_objective_total_and_terms():
     z1, z2 = unit((16, 8), 0), unit((16, 8), 1)
-    out = parse_objective("1*align(alpha=2) + 2*uniform(t=3) + 0.5*contrastive(tau=0.2)")(z1, z2)
+    out = parse_objective(
+        "1*align(alpha=2) + 2*uniform(t=3) + 0.5*contrastive(tau=0.2)"
+    )(z1, z2)
     align = align_loss(z1, z2, 2)
     uniform = (uniform_loss(z1, 3) + uniform_loss(z2, 3)) / 2
     contrastive = contrastive_loss(z1, z2, 0.2)
@@ -91,7 +98,9 @@ def test_objective_queue_terms():
 
 
 def test_repeated_term_gets_distinct_keys():
-    out = parse_objective("1*uniform(t=2) + 1*uniform(t=3)")(unit((6, 3), 5), unit((6, 3), 6))
+    out = parse_objective("1*uniform(t=2) + 1*uniform(t=3)")(
+        unit((6, 3), 5), unit((6, 3), 6)
+    )
     assert sorted(out.terms) == ["uniform(t=2)", "uniform(t=3)"]
 
 

@@ -15,7 +15,9 @@ from alignsphere.metrics import log_bessel_iv
 
 def unit(shape, seed, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(*shape, generator=g, dtype=dtype), dim=1)
+    return torch.nn.functional.normalize(
+        torch.randn(*shape, generator=g, dtype=dtype), dim=1
+    )
 
 
 def direct_float64(x: torch.Tensor, t: float) -> float:
@@ -36,8 +38,12 @@ def test_blockwise_matches_direct(n, d, t, block, seed):
     x = unit((n, d), seed)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     expected = direct_float64(x, t)
-    assert uniformity(x, t, block_size=block) == pytest.approx(expected, rel=1e-6, abs=1e-12)
-    assert uniformity(x[order], t, block_size=block) == pytest.approx(expected, rel=1e-6, abs=1e-12)
+    assert uniformity(x, t, block_size=block) == pytest.approx(
+        expected, rel=1e-6, abs=1e-12
+    )
+    assert uniformity(x[order], t, block_size=block) == pytest.approx(
+        expected, rel=1e-6, abs=1e-12
+    )
 
 
 @pytest.mark.parametrize("t", [0.1, 2.0, 19.9, 20.1, 50.0, 500.0])
@@ -48,10 +54,12 @@ def test_float32_default_tiles_match_direct(t):
 
 def test_uniformity_closed_form_cases():
     three = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
-    assert uniformity(three, 2) == pytest.approx(math.log((1 + 2 * math.exp(-4)) / 3), abs=1e-7)
-    assert uniformity(torch.tensor([[10.0, 0.0], [0.0, 10.0]]), normalize=True) == pytest.approx(
-        -4.0, abs=1e-6
+    assert uniformity(three, 2) == pytest.approx(
+        math.log((1 + 2 * math.exp(-4)) / 3), abs=1e-7
     )
+    assert uniformity(
+        torch.tensor([[10.0, 0.0], [0.0, 10.0]]), normalize=True
+    ) == pytest.approx(-4.0, abs=1e-6)
     same = torch.nn.functional.normalize(torch.tensor([[2.0, 3.0], [2.0, 3.0]]), dim=1)
     assert uniformity(same) == 0.0
 
@@ -85,16 +93,22 @@ def test_optimum_reference_values(d, expected):
 def test_optimum_closed_forms():
     # S^0 is the two points {-1, 1}: E exp(-t|u-v|^2) = (1 + e^{-4t}) / 2.
     for t in (0.5, 2.0, 7.0):
-        assert uniformity_optimum(1, t) == pytest.approx(math.log((1 + math.exp(-4 * t)) / 2), rel=1e-12)
+        assert uniformity_optimum(1, t) == pytest.approx(
+            math.log((1 + math.exp(-4 * t)) / 2), rel=1e-12
+        )
     # On S^2 the inner product is uniform on [-1, 1]: E = (1 - e^{-4t}) / (4t).
     for t in (0.5, 2.0, 7.0):
-        assert uniformity_optimum(3, t) == pytest.approx(math.log((1 - math.exp(-4 * t)) / (4 * t)), rel=1e-12)
+        assert uniformity_optimum(3, t) == pytest.approx(
+            math.log((1 - math.exp(-4 * t)) / (4 * t)), rel=1e-12
+        )
 
 
 def test_log_bessel_matches_scipy_where_representable():
     special = pytest.importorskip("scipy.special")
     for order, z in [(0, 4.0), (0.5, 1.0), (63, 4.0), (10, 100.0), (191, 4.0)]:
-        assert log_bessel_iv(order, z) == pytest.approx(math.log(special.iv(order, z)), rel=1e-12)
+        assert log_bessel_iv(order, z) == pytest.approx(
+            math.log(special.iv(order, z)), rel=1e-12
+        )
 
 
 @pytest.mark.parametrize("d", [2, 16, 128])
@@ -138,7 +152,9 @@ def test_sampled_coverage_rate():
 
 def test_sampled_large_t_finite():
     x = unit((100, 3), 5)
-    estimate = uniformity_sampled(x, 1e4, num_pairs=10_000, generator=torch.Generator().manual_seed(0))
+    estimate = uniformity_sampled(
+        x, 1e4, num_pairs=10_000, generator=torch.Generator().manual_seed(0)
+    )
     assert math.isfinite(estimate.value)
     assert math.isfinite(estimate.low)
 

@@ -11,7 +11,9 @@ from alignsphere.metrics.streaming import Alignment, Uniformity
 
 def unit(shape, seed):
     g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=1)
+    return torch.nn.functional.normalize(
+        torch.randn(*shape, generator=g, dtype=torch.float64), dim=1
+    )
 
 
 def test_uniformity_over_batches_equals_whole_dataset():
@@ -42,7 +44,9 @@ def test_reset_and_empty_compute():
         metric.compute()
     metric.reset()
     metric.update(unit((5, 3), 4))
-    assert metric.compute().item() == pytest.approx(uniformity(unit((5, 3), 4)), rel=1e-12)
+    assert metric.compute().item() == pytest.approx(
+        uniformity(unit((5, 3), 4)), rel=1e-12
+    )
     assert metric.optimum() < 0
 
 

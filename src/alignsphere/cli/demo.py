@@ -11,8 +11,12 @@ from alignsphere.metrics import alignment, uniformity, uniformity_optimum
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--t", type=float, default=2.0, help="uniformity scale t (default 2)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--t", type=float, default=2.0, help="uniformity scale t (default 2)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print JSON instead of a table"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,9 +28,12 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(0)
     raw = torch.nn.functional.normalize(pixels - pixels.mean(0), dim=1)
     noisy = torch.nn.functional.normalize(
-        pixels - pixels.mean(0) + 2 * torch.randn(pixels.shape, generator=generator), dim=1
+        pixels - pixels.mean(0) + 2 * torch.randn(pixels.shape, generator=generator),
+        dim=1,
     )
-    random = torch.nn.functional.normalize(torch.randn(pixels.shape, generator=generator), dim=1)
+    random = torch.nn.functional.normalize(
+        torch.randn(pixels.shape, generator=generator), dim=1
+    )
     rows = {
         "pixels (centred)": raw,
         "pixels + noise": noisy,
@@ -43,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"digits: {len(labels)} images of 64 pixels, t = {args.t:g}")
-    for name, values in rows.items():
+    for name in rows:
         print(f"  {name:<20} uniformity {result[name]['uniformity']:8.4f}")
-    print(f"  {'uniform on S^63':<20} uniformity {result['optimum']:8.4f} (population optimum)")
-    print(f"  alignment of centred pixels with their noisy copy: {alignment(raw, noisy):.4f}")
+    print(
+        f"  {'uniform on S^63':<20} uniformity {result['optimum']:8.4f} (population optimum)"
+    )
+    print(
+        f"  alignment of centred pixels with their noisy copy: {alignment(raw, noisy):.4f}"
+    )
     return 0

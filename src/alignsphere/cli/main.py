@@ -21,7 +21,10 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("alignsphere.cli.demo", "measure alignment and uniformity on digits"),
     "train": ("alignsphere.cli.train", "train an encoder from a YAML config"),
-    "evaluate": ("alignsphere.cli.evaluate", "evaluate a checkpoint: probe, k-NN, metrics"),
+    "evaluate": (
+        "alignsphere.cli.evaluate",
+        "evaluate a checkpoint: probe, k-NN, metrics",
+    ),
     "measure": ("alignsphere.cli.measure", "measure embedding files or an encoder"),
     "study": ("alignsphere.cli.study", "train and evaluate many encoders, report"),
 }

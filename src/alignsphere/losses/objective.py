@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 import torch
 from torch import nn
 
-from alignsphere.losses.align_uniform import align_loss, uniform_loss, uniform_queue_loss
+from alignsphere.losses.align_uniform import (
+    align_loss,
+    uniform_loss,
+    uniform_queue_loss,
+)
 from alignsphere.losses.contrastive import contrastive_loss, contrastive_queue_loss
 
 
@@ -90,7 +94,9 @@ def _make_term(name: str, weight: Any, params: Mapping[str, Any], where: str) ->
     try:
         weight = float(weight)
     except (TypeError, ValueError):
-        raise ValueError(f"weight of {name} in {where} must be a number, got {weight!r}")
+        raise ValueError(
+            f"weight of {name} in {where} must be a number, got {weight!r}"
+        ) from None
     if not math.isfinite(weight) or weight < 0:
         raise ValueError(
             f"weight of {name} in {where} must be a finite number >= 0, got {weight!r}"
@@ -115,7 +121,9 @@ def _coerce(name: str, key: str, value: Any, default: Any, where: str) -> float 
             return True
         if text in ("false", "0", "no"):
             return False
-        raise ValueError(f"{name}({key}=...) in {where} must be true or false, got {value!r}")
+        raise ValueError(
+            f"{name}({key}=...) in {where} must be true or false, got {value!r}"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -146,11 +154,15 @@ def parse_terms(spec: str | Sequence[Mapping[str, Any]]) -> list[Term]:
                     f"{{term: align, weight: 1, alpha: 2}}; got {item!r}"
                 )
             params = {k: v for k, v in item.items() if k not in ("term", "weight")}
-            terms.append(_make_term(str(item["term"]), item.get("weight", 1.0), params, where))
+            terms.append(
+                _make_term(str(item["term"]), item.get("weight", 1.0), params, where)
+            )
         if not terms:
             raise ValueError("objective is empty; give at least one term")
         return terms
-    raise TypeError(f"objective must be a string or a list of mappings, got {type(spec).__name__}")
+    raise TypeError(
+        f"objective must be a string or a list of mappings, got {type(spec).__name__}"
+    )
 
 
 def _parse_string(spec: str) -> list[Term]:
@@ -200,9 +212,6 @@ class ObjectiveOutput:
     terms: dict[str, torch.Tensor]
 
 
-TermFn = Callable[..., torch.Tensor]
-
-
 class Objective(nn.Module):
     """A weighted sum of alignment, uniformity and contrastive terms.
 
@@ -226,18 +235,30 @@ class Objective(nn.Module):
     """
 
     def __init__(
-        self, spec: str | Sequence[Mapping[str, Any]] | Sequence[Term], *, gather: bool = True
+        self,
+        spec: str | Sequence[Mapping[str, Any]] | Sequence[Term],
+        *,
+        gather: bool = True,
     ) -> None:
         super().__init__()
-        if isinstance(spec, Sequence) and spec and all(isinstance(s, Term) for s in spec):
+        if (
+            isinstance(spec, Sequence)
+            and spec
+            and all(isinstance(s, Term) for s in spec)
+        ):
             self.terms = list(spec)
         else:
             self.terms = parse_terms(spec)  # type: ignore[arg-type]
         self.gather = gather
         names = [t.name for t in self.terms]
-        self._keys = [t.name if names.count(t.name) == 1 else str(t).split("*", 1)[1] for t in self.terms]
+        self._keys = [
+            t.name if names.count(t.name) == 1 else str(t).split("*", 1)[1]
+            for t in self.terms
+        ]
         if len(set(self._keys)) != len(self._keys):
-            raise ValueError(f"objective {self} repeats a term with the same parameters")
+            raise ValueError(
+                f"objective {self} repeats a term with the same parameters"
+            )
 
     @property
     def needs_queue(self) -> bool:
@@ -257,7 +278,9 @@ class Objective(nn.Module):
         queue: torch.Tensor | None = None,
     ) -> ObjectiveOutput:
         if self.needs_queue and queue is None:
-            raise ValueError(f"objective {self} has a queue term but no queue was given")
+            raise ValueError(
+                f"objective {self} has a queue term but no queue was given"
+            )
         values: dict[str, torch.Tensor] = {}
         total = z1.new_zeros((), dtype=torch.float32)
         for key, term in zip(self._keys, self.terms, strict=True):
@@ -307,4 +330,4 @@ def parse_objective(
     return Objective(spec, gather=gather)
 
 
-ObjectiveSpec = Union[str, Sequence[Mapping[str, Any]], Objective]
+ObjectiveSpec = str | Sequence[Mapping[str, Any]] | Objective

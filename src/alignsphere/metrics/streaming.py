@@ -40,7 +40,9 @@ class Alignment(Metric):
     sum_value: torch.Tensor
     count: torch.Tensor
 
-    def __init__(self, alpha: float = 2.0, *, normalize: bool = False, **kwargs) -> None:
+    def __init__(
+        self, alpha: float = 2.0, *, normalize: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.alpha = check_positive("alpha", alpha)
         self.normalize = normalize
