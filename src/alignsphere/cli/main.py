@@ -52,9 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log debug messages"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in _available().items():
-        sub = subparsers.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(_module=module)
+    for name, (_, help_text) in _available().items():
+        subparsers.add_parser(name, help=help_text, description=help_text)
     return parser
 
 
@@ -62,28 +61,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    # Parse the subcommand name first, then let its module add its options.
-    known, _ = parser.parse_known_args(argv)
-    if known.command is None:
-        parser.print_help()
-        return 2
-    module = importlib.import_module(known._module)
+    # The first word that names a subcommand selects it; its module adds its
+    # options before the real parse, so that ``alignsphere train --help`` lists them.
+    command = next((word for word in argv if word in SUBCOMMANDS), None)
     subparsers = next(
         a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
     )
-    module.add_arguments(subparsers.choices[known.command])
+    if command is None or command not in subparsers.choices:
+        parser.parse_args(argv)  # prints usage or help and exits
+        parser.print_help()
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    module.add_arguments(subparsers.choices[command])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # matplotlib logs every glyph substitution at INFO.
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
     try:
         return int(module.run(args) or 0)
     except UsageError as error:
-        print(f"alignsphere {known.command}: error: {error}", file=sys.stderr)
+        print(f"alignsphere {command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"alignsphere {known.command}: interrupted", file=sys.stderr)
+        print(f"alignsphere {command}: interrupted", file=sys.stderr)
         return 130
 
 

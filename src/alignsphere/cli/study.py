@@ -1,0 +1,134 @@
+"""``alignsphere study``: train and evaluate many encoders, then report.
+
+Rerunning the same command on the same ``--output`` folder resumes: trials with
+a result file are skipped and the report is rebuilt from every result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from alignsphere.cli.main import UsageError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        default="digits",
+        metavar="NAME_OR_PATH",
+        help="study YAML, or a bundled study name (default: digits, 20 encoders)",
+    )
+    parser.add_argument(
+        "--output",
+        default="runs/study-digits",
+        metavar="DIR",
+        help="study folder; rerun with the same folder to resume (default: runs/study-digits)",
+    )
+    parser.add_argument(
+        "--address",
+        default=None,
+        help="address of an existing Ray cluster (host:port); default: start Ray locally",
+    )
+    parser.add_argument(
+        "--num-cpus",
+        type=int,
+        default=None,
+        help="CPUs of the local Ray instance (default: all cores)",
+    )
+    parser.add_argument(
+        "--cpus-per-trial",
+        type=int,
+        default=None,
+        help="CPUs and PyTorch threads per trial (default: the study's, else 1)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild the report from finished trials without running any",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from alignsphere.study.config import StudyConfigError, load_study
+    from alignsphere.study.report import build_report, format_correlations
+    from alignsphere.study.runner import StudyError, run_study, study_lock
+
+    try:
+        study = load_study(args.config)
+    except StudyConfigError as error:
+        raise UsageError(str(error)) from None
+    for name, value in (("--num-cpus", args.num_cpus), ("--cpus-per-trial", args.cpus_per_trial)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
+
+    folder = Path(args.output)
+    trials = study.trials()
+    try:
+        with study_lock(folder):
+            _save_config(args.config, folder)
+            if not args.report_only:
+                print(f"study {study.name}: {len(trials)} trials in {folder}")
+                summary = run_study(
+                    study,
+                    folder,
+                    address=args.address,
+                    num_cpus=args.num_cpus,
+                    cpus_per_trial=args.cpus_per_trial,
+                    progress=not args.no_progress,
+                )
+                print(
+                    f"{summary.completed} trials run now, {summary.skipped} already "
+                    f"finished, {len(summary.failed)} failed, in {summary.wall_seconds:.0f} s"
+                )
+                if summary.interrupted:
+                    print(
+                        "interrupted: finished trials are saved; rerun the same command "
+                        "to run the rest"
+                    )
+                    return 130
+            report = build_report(folder)
+    except StudyError as error:
+        raise UsageError(str(error)) from None
+    except PermissionError as error:
+        raise UsageError(
+            f"cannot write to {error.filename or folder}: permission denied; choose a "
+            "writable --output folder"
+        ) from None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+    results = report["results"]
+    print()
+    print(f"{len(results)} encoders; rank correlation of each metric with accuracy:")
+    print(format_correlations(report["correlations"]))
+    print()
+    print("best encoder of each objective family (linear probe on the output):")
+    for row in report["best"].itertuples():
+        print(
+            f"  {row.family:<14} {100 * row.linear_acc:6.2f} %  5-NN "
+            f"{100 * row.knn_acc:6.2f} %  {row.objective} (seed {row.seed})"
+        )
+    print()
+    print(f"tables and figures in {folder / 'report'}:")
+    for path in report["figures"]:
+        if path.suffix == ".png":
+            print(f"  {path}")
+    missing = len(trials) - len(results)
+    if missing > 0:
+        print(f"{missing} trials have no result yet; rerun the same command to run them")
+        return 1
+    return 0
+
+
+def _save_config(name_or_path: str, folder: Path) -> None:
+    source = Path(name_or_path)
+    if not source.exists():
+        source = (
+            Path(__file__).resolve().parent.parent / "configs" / "studies" / f"{name_or_path}.yaml"
+        )
+    target = folder / "study.yaml"
+    if source.resolve() != target.resolve():
+        shutil.copyfile(source, target)
