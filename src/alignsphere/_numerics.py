@@ -10,7 +10,15 @@ import torch
 
 @contextlib.contextmanager
 def autocast_disabled(x: torch.Tensor) -> Iterator[None]:
-    """Run the enclosed code outside autocast, so float32 stays float32 inside."""
+    """Run the enclosed code outside autocast, so float32 stays float32 inside.
+
+    Entering ``torch.autocast`` costs tens of milliseconds on a CUDA build of
+    torch without a GPU (it probes the driver), so the context is entered only
+    when autocast is on for the tensor's device.
+    """
+    if not torch.is_autocast_enabled(x.device.type):
+        yield
+        return
     with torch.autocast(device_type=x.device.type, enabled=False):
         yield
 

@@ -97,36 +97,45 @@ def check_features(
         raise ValueError(f"{name} has shape {tuple(x.shape)}: d must be at least 1")
 
     detached = x.detach()
+    out = x.to(compute_dtype(x))
+    # One reduction over the rows covers the common case: a NaN or infinite
+    # value makes its row's norm non-finite, which fails both checks below.
+    norms = torch.linalg.vector_norm(detached.to(out.dtype), dim=1)
+    tolerance = UNIT_NORM_TOLERANCE.get(x.dtype, 1e-4)
+    if normalize:
+        if bool(((norms > 0) & torch.isfinite(norms)).all()):
+            return torch.nn.functional.normalize(out, dim=1)
+    elif bool(((norms - 1).abs() <= tolerance).all()):
+        return out
+
     finite = torch.isfinite(detached).all(dim=1)
     if not bool(finite.all()):
         raise ValueError(
-            f"{name} contains NaN or infinite values in row(s) {_row_list(~finite, row_offset)}; "
-            "check the encoder output or drop those rows"
+            f"{name} contains NaN or infinite values in row(s) "
+            f"{_row_list(~finite, row_offset)}; check the encoder output or drop "
+            "those rows"
         )
-
-    out = x.to(compute_dtype(x))
-    norms = torch.linalg.vector_norm(detached.to(out.dtype), dim=1)
     if normalize:
         zero = norms == 0
         if bool(zero.any()):
             raise ValueError(
-                f"{name} has zero row(s) {_row_list(zero, row_offset)}, which cannot be "
-                "normalised to unit length; drop them first"
+                f"{name} has zero row(s) {_row_list(zero, row_offset)}, which cannot "
+                "be normalised to unit length; drop them first"
             )
-        return torch.nn.functional.normalize(out, dim=1)
-
-    tolerance = UNIT_NORM_TOLERANCE.get(x.dtype, 1e-4)
-    off = (norms - 1).abs() > tolerance
-    if bool(off.any()):
-        first = int(torch.nonzero(off)[0])
-        shown_first = first + row_offset
-        raise ValueError(
-            f"{name} rows must have unit L2 norm, but row(s) {_row_list(off, row_offset)} do not "
-            f"(row {shown_first} has norm {float(norms[first]):.6g}, tolerance "
-            f"{tolerance:g} for {x.dtype}); pass normalize=True or apply "
-            "torch.nn.functional.normalize(x, dim=1) first"
+        # Finite rows whose norm overflowed: scale them down before normalising.
+        scaled = out / detached.abs().amax(dim=1, keepdim=True).clamp_min(1).to(
+            out.dtype
         )
-    return out
+        return torch.nn.functional.normalize(scaled, dim=1)
+
+    off = ~((norms - 1).abs() <= tolerance)
+    first = int(torch.nonzero(off)[0])
+    raise ValueError(
+        f"{name} rows must have unit L2 norm, but row(s) {_row_list(off, row_offset)} "
+        f"do not (row {first + row_offset} has norm {float(norms[first]):.6g}, "
+        f"tolerance {tolerance:g} for {x.dtype}); pass normalize=True or apply "
+        "torch.nn.functional.normalize(x, dim=1) first"
+    )
 
 
 def check_pair(

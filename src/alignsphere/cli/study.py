@@ -48,7 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="rebuild the report from finished trials without running any",
     )
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="hide the progress bar"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
         study = load_study(args.config)
     except StudyConfigError as error:
         raise UsageError(str(error)) from None
-    for name, value in (("--num-cpus", args.num_cpus), ("--cpus-per-trial", args.cpus_per_trial)):
+    for name, value in (
+        ("--num-cpus", args.num_cpus),
+        ("--cpus-per-trial", args.cpus_per_trial),
+    ):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
 
@@ -118,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path}")
     missing = len(trials) - len(results)
     if missing > 0:
-        print(f"{missing} trials have no result yet; rerun the same command to run them")
+        print(
+            f"{missing} trials have no result yet; rerun the same command to run them"
+        )
         return 1
     return 0
 
@@ -127,7 +134,10 @@ def _save_config(name_or_path: str, folder: Path) -> None:
     source = Path(name_or_path)
     if not source.exists():
         source = (
-            Path(__file__).resolve().parent.parent / "configs" / "studies" / f"{name_or_path}.yaml"
+            Path(__file__).resolve().parent.parent
+            / "configs"
+            / "studies"
+            / f"{name_or_path}.yaml"
         )
     target = folder / "study.yaml"
     if source.resolve() != target.resolve():

@@ -49,12 +49,40 @@ def align_loss(
         return safe_pow_half(sq, alpha).mean()
 
 
-def _log_mean_exp_offdiag(logits: torch.Tensor) -> torch.Tensor:
-    """Return log of the mean of ``exp(logits)`` over i != j of a square matrix."""
-    n = logits.shape[0]
-    eye = torch.eye(n, dtype=torch.bool, device=logits.device)
-    masked = logits.masked_fill(eye, -math.inf)
-    return torch.logsumexp(masked.flatten(), dim=0) - math.log(n * (n - 1))
+# exp(-80) = 1.8e-35 is a normal float32, so while t * max(sq) = 4t <= 80 the
+# exponentials can be summed directly; larger t takes the log-sum-exp path,
+# which clamps each squared distance at 0.
+_DIRECT_SUM_MAX_EXPONENT = 80.0
+
+
+def _log_mean_exp_offdiag(x: torch.Tensor, t: float) -> torch.Tensor:
+    """Return log of the mean of ``exp(-t ||x_i - x_j||^2)`` over i != j."""
+    n = x.shape[0]
+    sq_norms = x.pow(2).sum(dim=1)
+    if 4 * t <= _DIRECT_SUM_MAX_EXPONENT:
+        # -t ||x_i - x_j||^2 = 2t (x_i.x_j - 1) - t (|x_i|^2 - 1) - t (|x_j|^2 - 1),
+        # so the sum is a^T E a with E = exp(2t (G - 1)) and a = exp(-t (|x|^2 - 1)).
+        # Every entry of E lies in [e^{-4t}, ~1], so nothing overflows or
+        # underflows, and the n x n work is one product and one exp.
+        exponent = torch.addmm(x.new_full((1, 1), -2 * t), x, x.T, alpha=2 * t)
+        # Drop i == j before the exp (addmm keeps nothing for backward, so the
+        # in-place fill is allowed); subtracting them afterwards would cancel
+        # catastrophically when the diagonal dominates the sum.
+        exponent.diagonal().fill_(-math.inf)
+        kernel = exponent.exp()
+        scale = torch.exp(-t * (sq_norms - 1))
+        total = (kernel @ scale) @ scale
+        # Each term is at most 1; rounding of near-identical rows can put the
+        # mean a few ulp above it, so clamp to keep the log at most 0.
+        mean = (total / (n * (n - 1))).clamp_max(1)
+        return mean.log()
+    logits = torch.addmm(
+        (sq_norms[:, None] + sq_norms[None, :]).mul(-t), x, x.T, alpha=2 * t
+    ).clamp_max(0)
+    # Mask the pairs i == i in place: clamp's backward keeps its input, not
+    # this output, so autograd allows it, and exp(-inf) = 0 drops them exactly.
+    logits.diagonal().fill_(-math.inf)
+    return torch.logsumexp(logits.flatten(), dim=0) - math.log(n * (n - 1))
 
 
 def uniform_loss(
@@ -95,7 +123,7 @@ def uniform_loss(
             x, _ = gather_with_grad(x)
             if x.shape[0] < 2:
                 raise ValueError("uniformity needs at least 2 rows over all ranks")
-        return _log_mean_exp_offdiag(-t * pairwise_sq_dists(x))
+        return _log_mean_exp_offdiag(x, t)
 
 
 def uniform_queue_loss(
@@ -145,7 +173,7 @@ def uniform_queue_loss(
             queries, _ = gather_with_grad(q) if gather else (q, 0)
             n = queries.shape[0]
             if n >= 2:
-                intra = _log_mean_exp_offdiag(-t * pairwise_sq_dists(queries))
+                intra = _log_mean_exp_offdiag(queries, t)
                 # Back from a mean over i != j to a sum over i < j.
                 intra_sum = intra + math.log(n * (n - 1) / 2)
                 log_sum = torch.logaddexp(log_sum, intra_sum)

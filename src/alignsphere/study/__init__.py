@@ -6,6 +6,12 @@ Ray Tune, and :func:`~alignsphere.study.report.build_report` correlates the
 held-out metrics with downstream accuracy.
 """
 
-from alignsphere.study.config import StudyConfig, StudyConfigError, Trial, load_study, parse_study
+from alignsphere.study.config import (
+    StudyConfig,
+    StudyConfigError,
+    Trial,
+    load_study,
+    parse_study,
+)
 
 __all__ = ["StudyConfig", "StudyConfigError", "Trial", "load_study", "parse_study"]

@@ -95,7 +95,9 @@ class StudyConfig:
             objectives = self.grid.get("objective", [])
             seeds = self.grid.get("seed", [0])
             lengths = self.grid.get("max_epochs", [None])
-            for objective, seed, length in itertools.product(objectives, seeds, lengths):
+            for objective, seed, length in itertools.product(
+                objectives, seeds, lengths
+            ):
                 trials.append(Trial(objective, int(seed), length, self.overrides))
         if self.random:
             trials.extend(_random_trials(self.random, self.overrides))
@@ -123,7 +125,9 @@ def _check_length(where: str, value: Any) -> None:
         raise StudyConfigError(f"{where} must be a positive integer, got {value!r}")
 
 
-def parse_study(data: Mapping[str, Any], *, source: str = "study config") -> StudyConfig:
+def parse_study(
+    data: Mapping[str, Any], *, source: str = "study config"
+) -> StudyConfig:
     """Validate a study mapping (as loaded from YAML) and return a :class:`StudyConfig`.
 
     Raises:
@@ -156,15 +160,21 @@ def parse_study(data: Mapping[str, Any], *, source: str = "study config") -> Stu
         grid["seed"] = _require_list("grid.seed", grid.get("seed", [0]))
         for seed in grid["seed"]:
             if not isinstance(seed, int):
-                raise StudyConfigError(f"grid.seed entries must be integers, got {seed!r}")
-        grid["max_epochs"] = _require_list("grid.max_epochs", grid.get("max_epochs", [None]))
+                raise StudyConfigError(
+                    f"grid.seed entries must be integers, got {seed!r}"
+                )
+        grid["max_epochs"] = _require_list(
+            "grid.max_epochs", grid.get("max_epochs", [None])
+        )
         for length in grid["max_epochs"]:
             _check_length("grid.max_epochs entries", length)
     sweep = data.get("random")
     if sweep is not None:
         _check_random(sweep)
     if not grid and not sweep:
-        raise StudyConfigError(f"{source} defines no trials: add a 'grid' or a 'random' section")
+        raise StudyConfigError(
+            f"{source} defines no trials: add a 'grid' or a 'random' section"
+        )
     return StudyConfig(
         name=str(data.get("name", "study")),
         base=str(data["base"]),
@@ -178,18 +188,26 @@ def parse_study(data: Mapping[str, Any], *, source: str = "study config") -> Stu
 
 def _check_random(sweep: Any) -> None:
     if not isinstance(sweep, Mapping):
-        raise StudyConfigError("random must be a mapping with num_samples, objective and space")
+        raise StudyConfigError(
+            "random must be a mapping with num_samples, objective and space"
+        )
     valid = {"num_samples", "seed", "objective", "space", "seeds", "max_epochs"}
     unknown = set(sweep) - valid
     if unknown:
-        raise StudyConfigError(f"unknown random key(s) {sorted(unknown)}; valid: {sorted(valid)}")
+        raise StudyConfigError(
+            f"unknown random key(s) {sorted(unknown)}; valid: {sorted(valid)}"
+        )
     samples = sweep.get("num_samples")
     if not isinstance(samples, int) or samples < 1:
-        raise StudyConfigError(f"random.num_samples must be a positive integer, got {samples!r}")
+        raise StudyConfigError(
+            f"random.num_samples must be a positive integer, got {samples!r}"
+        )
     template = sweep.get("objective")
     if not isinstance(template, str):
-        raise StudyConfigError("random.objective must be a template string such as "
-                               "'{w}*align(alpha=2) + 1*uniform(t={t})'")
+        raise StudyConfigError(
+            "random.objective must be a template string such as "
+            "'{w}*align(alpha=2) + 1*uniform(t={t})'"
+        )
     space = sweep.get("space") or {}
     fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     missing = fields - set(space)
@@ -198,7 +216,11 @@ def _check_random(sweep: Any) -> None:
             f"random.objective uses {sorted(missing)} but random.space does not define them"
         )
     for name, dist in space.items():
-        if not isinstance(dist, Mapping) or len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+        if (
+            not isinstance(dist, Mapping)
+            or len(dist) != 1
+            or next(iter(dist)) not in DISTRIBUTIONS
+        ):
             raise StudyConfigError(
                 f"random.space.{name} must be one of {sorted(DISTRIBUTIONS)} with its "
                 f"arguments, such as {{loguniform: [0.1, 10]}}; got {dist!r}"
@@ -212,7 +234,9 @@ def _check_random(sweep: Any) -> None:
             if kind == "loguniform" and args[0] <= 0:
                 raise StudyConfigError(f"random.space.{name}: loguniform needs low > 0")
         elif not isinstance(args, list) or not args:
-            raise StudyConfigError(f"random.space.{name}: choice takes a non-empty list")
+            raise StudyConfigError(
+                f"random.space.{name}: choice takes a non-empty list"
+            )
     _check_length("random.max_epochs", sweep.get("max_epochs"))
 
 
@@ -227,7 +251,9 @@ def _draw(rng: random.Random, dist: Mapping[str, Any]) -> float | int | str:
     return rng.choice(args)
 
 
-def _random_trials(sweep: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[Trial]:
+def _random_trials(
+    sweep: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> list[Trial]:
     rng = random.Random(int(sweep.get("seed", 0)))
     seeds = sweep.get("seeds", [0])
     trials = []
@@ -236,7 +262,9 @@ def _random_trials(sweep: Mapping[str, Any], overrides: Mapping[str, Any]) -> li
         objective = sweep["objective"].format(**values)
         _check_objective("random.objective", objective)
         for seed in seeds:
-            trials.append(Trial(objective, int(seed), sweep.get("max_epochs"), overrides))
+            trials.append(
+                Trial(objective, int(seed), sweep.get("max_epochs"), overrides)
+            )
     return trials
 
 
@@ -258,7 +286,9 @@ def load_study(path_or_name: str) -> StudyConfig:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise StudyConfigError(f"invalid YAML in {path}: {error}".splitlines()[0]) from None
+        raise StudyConfigError(
+            f"invalid YAML in {path}: {error}".splitlines()[0]
+        ) from None
     return parse_study(data, source=str(path))
 
 

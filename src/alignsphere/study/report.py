@@ -68,7 +68,14 @@ def rank_correlations(
     out: dict[str, float] = {"n": n}
     if n < 3 or len(set(x)) < 2 or len(set(y)) < 2:
         return out | dict.fromkeys(
-            ["spearman", "spearman_low", "spearman_high", "kendall", "kendall_low", "kendall_high"],
+            [
+                "spearman",
+                "spearman_low",
+                "spearman_high",
+                "kendall",
+                "kendall_low",
+                "kendall_high",
+            ],
             math.nan,
         )
     rho = float(stats.spearmanr(x, y).statistic)
@@ -86,10 +93,14 @@ def rank_correlations(
             float(stats.kendalltau(y, control).statistic),
         )
         lost = 1
-    se_rho = math.sqrt((1 + rho**2 / 2) / (n - 3 - lost)) if n - 3 - lost > 0 else math.nan
+    se_rho = (
+        math.sqrt((1 + rho**2 / 2) / (n - 3 - lost)) if n - 3 - lost > 0 else math.nan
+    )
     se_tau = math.sqrt(0.437 / (n - 4 - lost)) if n - 4 - lost > 0 else math.nan
     out["spearman"] = rho
-    out["spearman_low"], out["spearman_high"] = _fisher_interval(rho, se_rho, confidence)
+    out["spearman_low"], out["spearman_high"] = _fisher_interval(
+        rho, se_rho, confidence
+    )
     out["kendall"] = tau
     out["kendall_low"], out["kendall_high"] = _fisher_interval(tau, se_tau, confidence)
     return out
@@ -118,7 +129,10 @@ def correlation_table(results: Any, *, confidence: float = 0.95) -> Any:
     lengths = sorted(results["max_epochs"].dropna().unique())
     scopes: list[tuple[str, Any, bool]] = [("pooled", results, False)]
     if len(lengths) > 1:
-        scopes += [(f"{int(n)} epochs", results[results["max_epochs"] == n], False) for n in lengths]
+        scopes += [
+            (f"{int(n)} epochs", results[results["max_epochs"] == n], False)
+            for n in lengths
+        ]
         scopes.append(("partial, given length", results, True))
     for scope, frame, partial in scopes:
         for predictor, columns in PREDICTORS.items():
@@ -142,7 +156,10 @@ def correlation_table(results: Any, *, confidence: float = 0.95) -> Any:
 def _verdict(stats: dict[str, float], n: int) -> str:
     if n < MIN_ENCODERS:
         return "too few to judge"
-    low, high = stats.get("spearman_low", math.nan), stats.get("spearman_high", math.nan)
+    low, high = (
+        stats.get("spearman_low", math.nan),
+        stats.get("spearman_high", math.nan),
+    )
     if not math.isfinite(low):
         return "undefined"
     if low > 0:
@@ -154,8 +171,21 @@ def _verdict(stats: dict[str, float], n: int) -> str:
 
 def best_per_family(results: Any) -> Any:
     """Return the best trial of each objective family by linear accuracy."""
-    best = results.sort_values("linear_acc", ascending=False).groupby("family", sort=False).head(1)
-    columns = ["family", "objective", "seed", "max_epochs", "linear_acc", "knn_acc", "align", "uniform"]
+    best = (
+        results.sort_values("linear_acc", ascending=False)
+        .groupby("family", sort=False)
+        .head(1)
+    )
+    columns = [
+        "family",
+        "objective",
+        "seed",
+        "max_epochs",
+        "linear_acc",
+        "knn_acc",
+        "align",
+        "uniform",
+    ]
     return best[[c for c in columns if c in best]].reset_index(drop=True)
 
 
@@ -218,22 +248,34 @@ def write_figures(results: Any, folder: Path) -> list[Path]:
             label=family,
         )
     fig.colorbar(points, ax=ax, label="linear probe accuracy (%)")
-    ax.set_xlabel(r"$\mathcal{L}_\mathrm{uniform}$ on test features (t = 2, lower is better)")
-    ax.set_ylabel(r"$\mathcal{L}_\mathrm{align}$ on test pairs ($\alpha$ = 2, lower is better)")
+    ax.set_xlabel(
+        r"$\mathcal{L}_\mathrm{uniform}$ on test features (t = 2, lower is better)"
+    )
+    ax.set_ylabel(
+        r"$\mathcal{L}_\mathrm{align}$ on test pairs ($\alpha$ = 2, lower is better)"
+    )
     ax.set_title(f"{len(results)} encoders: metrics and linear accuracy")
     ax.legend(fontsize=7, loc="best")
     paths += _save(fig, folder / "align_uniform")
     plt.close(fig)
 
-    fig, axes = plt.subplots(2, 3, figsize=(10, 6), constrained_layout=True, sharey="row")
+    fig, axes = plt.subplots(
+        2, 3, figsize=(10, 6), constrained_layout=True, sharey="row"
+    )
     for row, (target_name, column) in enumerate(TARGETS.items()):
         for col, (predictor, columns) in enumerate(PREDICTORS.items()):
             ax = axes[row, col]
             loss = results[list(columns)].sum(axis=1)
             for marker, family in zip(markers, families, strict=False):
                 mask = results["family"] == family
-                ax.scatter(loss[mask], results.loc[mask, column] * 100, marker=marker,
-                           s=28, label=family, alpha=0.85)
+                ax.scatter(
+                    loss[mask],
+                    results.loc[mask, column] * 100,
+                    marker=marker,
+                    s=28,
+                    label=family,
+                    alpha=0.85,
+                )
             ax.set_xlabel(predictor.lstrip("-").strip("()") + " (lower is better)")
             if col == 0:
                 ax.set_ylabel(f"{target_name} accuracy (%)")
@@ -266,8 +308,12 @@ def build_report(folder: Path, *, figures: bool = True) -> dict[str, Any]:
 
     rows = list(finished_results(folder).values())
     if not rows:
-        raise ValueError(f"no finished trials in {folder / 'results'}; run the study first")
-    results = pd.DataFrame(rows).sort_values(["max_epochs", "family", "objective", "seed"])
+        raise ValueError(
+            f"no finished trials in {folder / 'results'}; run the study first"
+        )
+    results = pd.DataFrame(rows).sort_values(
+        ["max_epochs", "family", "objective", "seed"]
+    )
     results = results.reset_index(drop=True)
     correlations = correlation_table(results)
     best = best_per_family(results)
@@ -278,7 +324,12 @@ def build_report(folder: Path, *, figures: bool = True) -> dict[str, Any]:
     _atomic(out / "correlations.csv", lambda p: correlations.to_csv(p, index=False))
     _atomic(out / "best_per_family.csv", lambda p: best.to_csv(p, index=False))
     paths = write_figures(results, out) if figures and len(results) >= 2 else []
-    return {"results": results, "correlations": correlations, "best": best, "figures": paths}
+    return {
+        "results": results,
+        "correlations": correlations,
+        "best": best,
+        "figures": paths,
+    }
 
 
 def _atomic(path: Path, write: Any) -> None:

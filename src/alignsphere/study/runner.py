@@ -102,7 +102,9 @@ def finished_results(folder: Path) -> dict[str, dict[str, Any]]:
             payload = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             # Only os.replace creates these files, so this is damage from outside.
-            logger.warning("ignoring unreadable result %s (%s); the trial will rerun", path, error)
+            logger.warning(
+                "ignoring unreadable result %s (%s); the trial will rerun", path, error
+            )
             continue
         results[path.stem] = payload
     return results
@@ -216,8 +218,12 @@ def _run_on_ray(
                     configure_logging=False,
                 )
         except (ConnectionError, RuntimeError, ValueError) as error:
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise StudyError(f"could not start {where}: {error}".splitlines()[0]) from None
+            where = (
+                f"the Ray cluster at {address}" if address else "a local Ray instance"
+            )
+            raise StudyError(
+                f"could not start {where}: {error}".splitlines()[0]
+            ) from None
 
     bar = tqdm(total=len(pending), desc="trials", unit="trial", disable=not progress)
     completed = 0
@@ -241,8 +247,15 @@ def _run_on_ray(
                 "max_epochs": definition.max_epochs or result.get("epochs"),
             }
             keys = (
-                "linear_acc", "knn_acc", "align", "uniform", "uniform_optimum",
-                "epochs", "train_seconds", "eval_seconds", "trial_seconds",
+                "linear_acc",
+                "knn_acc",
+                "align",
+                "uniform",
+                "uniform_optimum",
+                "epochs",
+                "train_seconds",
+                "eval_seconds",
+                "trial_seconds",
             )
             row |= {key: result.get(key) for key in keys}
             write_json_atomic(folder / RESULTS_DIR / f"{trial_id}.json", row)

@@ -11,7 +11,9 @@ from typing import Any
 
 def trial_overrides(trial: Mapping[str, Any], threads: int) -> list[str]:
     """Return the training-config overrides (``key=value``) that define a trial."""
-    overrides = [f"{key}={json.dumps(value)}" for key, value in trial["overrides"].items()]
+    overrides = [
+        f"{key}={json.dumps(value)}" for key, value in trial["overrides"].items()
+    ]
     overrides += [
         f"objective={json.dumps(trial['objective'])}",
         f"seed={int(trial['seed'])}",
