@@ -16,6 +16,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
+# Defined in its own module so that ``python -m alignsphere.cli.main``, which
+# imports this file a second time as __main__, still catches the same class.
+from alignsphere.cli.errors import UsageError
+
+__all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
+
 # Subcommand name -> (module, one-line help). The help is here so that
 # ``alignsphere --help`` lists every command without importing it.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -28,10 +34,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "measure": ("alignsphere.cli.measure", "measure embedding files or an encoder"),
     "study": ("alignsphere.cli.study", "train and evaluate many encoders, report"),
 }
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit code 2."""
 
 
 def _available() -> dict[str, tuple[str, str]]:

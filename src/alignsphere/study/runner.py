@@ -206,7 +206,8 @@ def _run_on_ray(
     from ray import tune
     from tqdm.auto import tqdm
 
-    if not ray.is_initialized():
+    started_here = not ray.is_initialized()
+    if started_here:
         try:
             if address:
                 ray.init(address=address, log_to_driver=False, configure_logging=False)
@@ -301,4 +302,6 @@ def _run_on_ray(
         interrupted = True
     finally:
         bar.close()
+        if started_here:
+            ray.shutdown()
     return completed, failed, interrupted
