@@ -25,7 +25,6 @@ __all__ = ["SUBCOMMANDS", "UsageError", "build_parser", "main"]
 # Subcommand name -> (module, one-line help). The help is here so that
 # ``alignsphere --help`` lists every command without importing it.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("alignsphere.cli.demo", "measure alignment and uniformity on digits"),
     "train": ("alignsphere.cli.train", "train an encoder from a YAML config"),
     "evaluate": (
         "alignsphere.cli.evaluate",
