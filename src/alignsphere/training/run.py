@@ -1,0 +1,242 @@
+"""Run a training config end to end: data, module, loggers, checkpoints, resume.
+
+Layout of the output folder::
+
+    OUTPUT/config.yaml              the resolved config of the run
+    OUTPUT/checkpoints/last.ckpt    written at the end of every epoch (resume)
+    OUTPUT/checkpoints/epoch=NNN.ckpt   the latest epoch's checkpoint
+    OUTPUT/encoder.pt               weights and config, written when training ends
+    OUTPUT/tensorboard/             TensorBoard event files
+    OUTPUT/csv/version_N/metrics.csv   the same values as CSV, one file per start
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from alignsphere.training.callbacks import EncoderExport, HeldOutMetricsCallback
+from alignsphere.training.checkpoint import (
+    CheckpointError,
+    checkpoint_safe_globals,
+    load_checkpoint,
+)
+from alignsphere.training.config import (
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    dump_config,
+)
+from alignsphere.training.data import ImageDataModule, stratified_subset
+from alignsphere.training.module import HypersphereModule
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+ENCODER_FILE = "encoder.pt"
+CONFIG_FILE = "config.yaml"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Files of a finished run.
+
+    Attributes:
+        output_dir: The run folder.
+        encoder_path: The exported encoder (``encoder.pt``).
+        last_checkpoint: The Lightning checkpoint of the last epoch.
+        resumed_from: The checkpoint the run resumed from, or None.
+        epochs: Epochs completed.
+    """
+
+    output_dir: Path
+    encoder_path: Path
+    last_checkpoint: Path
+    resumed_from: Path | None
+    epochs: int
+
+
+def last_checkpoint_path(output_dir: str | os.PathLike[str]) -> Path:
+    """Return ``OUTPUT/checkpoints/last.ckpt``, the file a run resumes from."""
+    return Path(output_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def _is_rank_zero() -> bool:
+    # Before the Trainer starts its process group, torchrun's RANK is the only
+    # hint of the rank.
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _check_resumable(path: Path, config: TrainConfig) -> int:
+    """Check that a checkpoint is safe and of this run's model; return its epoch."""
+    content = load_checkpoint(path)
+    saved = content.get("hyper_parameters", {}).get("config")
+    if not isinstance(saved, dict):
+        raise CheckpointError(
+            f"checkpoint {path} was not written by alignsphere train; move it away "
+            "or choose another --output folder"
+        )
+    saved_config = config_from_dict(saved)
+    for section in ("model", "data"):
+        before, now = getattr(saved_config, section), getattr(config, section)
+        if section == "data":
+            # The data may move to another folder between the runs.
+            before = {k: v for k, v in vars(before).items() if k != "root"}
+            now = {k: v for k, v in vars(now).items() if k != "root"}
+        if before != now:
+            raise CheckpointError(
+                f"checkpoint {path} was trained with {section} = {before}, but the "
+                f"config has {section} = {now}; resume with the same {section} "
+                "settings or choose another --output folder"
+            )
+    return int(content.get("epoch", -1)) + 1
+
+
+def build_trainer(
+    config: TrainConfig,
+    output_dir: Path,
+    callbacks: list[L.Callback],
+    *,
+    progress_bar: bool | None = None,
+) -> L.Trainer:
+    """Build the Lightning Trainer with loggers and per-epoch checkpoints."""
+    trainer_config = config.trainer
+    checkpoint = ModelCheckpoint(
+        dirpath=output_dir / CHECKPOINT_DIR,
+        filename="epoch={epoch:03d}",
+        auto_insert_metric_name=False,
+        every_n_epochs=1,
+        save_last=True,
+        save_top_k=1,
+        # Overwrite last.ckpt in place. With the counter on, a run folder that
+        # was moved and resumed writes last-v1.ckpt, and last.ckpt goes stale.
+        enable_version_counter=False,
+    )
+    loggers = [
+        TensorBoardLogger(save_dir=output_dir, name="tensorboard", version=""),
+        # Lightning's CSVLogger deletes an existing metrics.csv, so every start
+        # of the run, a resume included, writes its own csv/version_N folder.
+        CSVLogger(save_dir=output_dir, name="csv"),
+    ]
+    show_progress = (
+        trainer_config.progress_bar if progress_bar is None else progress_bar
+    )
+    return L.Trainer(
+        max_epochs=trainer_config.max_epochs,
+        accelerator=trainer_config.accelerator,
+        devices=trainer_config.devices,
+        num_nodes=trainer_config.num_nodes,
+        strategy=trainer_config.strategy,
+        precision=trainer_config.precision,
+        sync_batchnorm=trainer_config.sync_batchnorm,
+        deterministic=trainer_config.deterministic,
+        log_every_n_steps=trainer_config.log_every_n_steps,
+        limit_train_batches=trainer_config.limit_train_batches,
+        enable_progress_bar=show_progress,
+        enable_model_summary=False,
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        default_root_dir=output_dir,
+        logger=loggers,
+        callbacks=[
+            *callbacks,
+            LearningRateMonitor(logging_interval="epoch"),
+            checkpoint,
+        ],
+    )
+
+
+def train(
+    config: TrainConfig,
+    output_dir: str | os.PathLike[str],
+    *,
+    resume: bool = True,
+    progress_bar: bool | None = None,
+    callbacks: Sequence[L.Callback] = (),
+) -> TrainResult:
+    """Train an encoder as configured and write the run folder.
+
+    With ``resume`` (the default) and an existing ``OUTPUT/checkpoints/last.ckpt``,
+    the run continues from that checkpoint: weights, optimizer and scheduler
+    state, and the epoch counter. The checkpoint is loaded with
+    ``weights_only=True``, after a check that it names no type outside the
+    allow-list and that its model and data settings match ``config``. The data
+    order and the views depend only on the seed, the epoch and the batch index.
+    So on deterministic kernels, a run killed mid-epoch and resumed ends with
+    the weights of an uninterrupted run (a test checks this bit for bit on CPU).
+    A raised ``trainer.max_epochs`` continues the run, but a cosine schedule
+    keeps the length it started with, because its state is restored.
+
+    Args:
+        config: A validated training config.
+        output_dir: Run folder; created if missing.
+        resume: Continue from ``last.ckpt`` when it exists.
+        progress_bar: Override ``config.trainer.progress_bar``.
+        callbacks: Further Lightning callbacks, run before the built-in ones.
+
+    Returns:
+        A :class:`TrainResult`.
+
+    Raises:
+        CheckpointError: If ``last.ckpt`` is unsafe, unreadable, or of another
+            model or dataset.
+        alignsphere.data.DatasetNotFoundError: If the data is missing.
+    """
+    config.validate()
+    output_dir = Path(output_dir)
+    last = last_checkpoint_path(output_dir)
+    resume_path = last if resume and last.is_file() else None
+    if resume_path is not None:
+        epoch = _check_resumable(resume_path, config)
+        logger.info("resuming from %s (epoch %d completed)", resume_path, epoch)
+
+    if config.trainer.num_threads is not None:
+        torch.set_num_threads(config.trainer.num_threads)
+    L.seed_everything(config.seed, workers=True, verbose=False)
+
+    data = ImageDataModule(config.data, config.optim.batch_size, config.seed)
+    data.setup("fit")
+    assert data.train_set is not None and data.test_set is not None
+    try:
+        module = HypersphereModule(config)
+    except ValueError as error:
+        raise ConfigError(f"invalid model config {config.model}: {error}") from None
+    if _is_rank_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / CONFIG_FILE).write_text(dump_config(config), encoding="utf-8")
+
+    all_callbacks: list[L.Callback] = list(callbacks)
+    if config.heldout.num_images >= 2:
+        heldout = stratified_subset(
+            data.test_set, config.heldout.num_images, config.heldout.seed
+        )
+        all_callbacks.append(HeldOutMetricsCallback(heldout.images, config.heldout))
+    all_callbacks.append(EncoderExport(output_dir / ENCODER_FILE))
+    trainer = build_trainer(
+        config, output_dir, all_callbacks, progress_bar=progress_bar
+    )
+    # NOTE: Trainer.fit takes weights_only from Lightning 2.6.0 on; older
+    # releases reject the argument, so the project needs lightning>=2.6.
+    with checkpoint_safe_globals():
+        trainer.fit(
+            module,
+            datamodule=data,
+            ckpt_path=resume_path,
+            weights_only=True,
+        )
+    return TrainResult(
+        output_dir=output_dir,
+        encoder_path=output_dir / ENCODER_FILE,
+        last_checkpoint=last,
+        resumed_from=resume_path,
+        epochs=trainer.current_epoch,
+    )

@@ -1,0 +1,288 @@
+"""``alignsphere train`` and ``evaluate`` end to end on digits, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from alignsphere.cli.main import main
+
+TRAIN_FAST = ["--no-progress", "--set", "trainer.max_epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A digits run of 2 epochs, trained once for the tests of this module."""
+    output = tmp_path_factory.mktemp("runs") / "digits"
+    code = main(["train", "--config", "digits", "--output", str(output), *TRAIN_FAST])
+    assert code == 0
+    return output
+
+
+def one_error_line(capsys, command):
+    err = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in err if line.startswith(f"alignsphere {command}: error:")]
+    assert "Traceback" not in "\n".join(err)
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def test_train_writes_run_folder(digits_run):
+    assert (digits_run / "encoder.pt").is_file()
+    assert (digits_run / "checkpoints" / "last.ckpt").is_file()
+    assert (digits_run / "tensorboard").is_dir()
+    saved = yaml.safe_load((digits_run / "config.yaml").read_text())
+    assert saved["trainer"]["max_epochs"] == 2
+    metrics = next((digits_run / "csv").glob("version_*/metrics.csv")).read_text()
+    header = metrics.splitlines()[0].split(",")
+    for column in (
+        "train/loss_step",
+        "train/align_epoch",
+        "train/uniform_epoch",
+        "heldout/align",
+        "heldout/uniform",
+        "lr-SGD",
+    ):
+        assert column in header
+    last = torch.load(digits_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 1
+    assert (
+        torch.serialization.get_unsafe_globals_in_checkpoint(
+            digits_run / "checkpoints" / "last.ckpt"
+        )
+        == []
+    )
+
+
+def test_train_resumes_and_says_so(digits_run, tmp_path, capsys):
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    code = main(
+        [
+            "train",
+            "--config",
+            "digits",
+            "--output",
+            str(output),
+            "--no-progress",
+            "--set",
+            "trainer.max_epochs=3",
+        ]
+    )
+    assert code == 0
+    assert f"resuming from {output / 'checkpoints' / 'last.ckpt'}" in (
+        capsys.readouterr().out
+    )
+    assert (
+        torch.load(output / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+        == 2
+    )
+    assert len(list((output / "csv").glob("version_*/metrics.csv"))) == 2
+
+
+def test_evaluate_writes_json(digits_run, tmp_path, capsys):
+    report_path = tmp_path / "eval.json"
+    code = main(
+        [
+            "evaluate",
+            str(digits_run),
+            "--layer",
+            "output",
+            "--layer",
+            "pooled",
+            "--json",
+            str(report_path),
+            "--no-progress",
+            "--heldout-images",
+            "200",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "linear probe" in out
+    report = json.loads(report_path.read_text())
+    assert report["model"] == {"name": "mlp", "out_dim": 32}
+    output = report["layers"]["output"]
+    assert output["linear_probe"]["method"] == "fast"
+    # Two epochs already separate digits far above chance (10 %).
+    assert output["linear_probe"]["test_accuracy"] > 0.7
+    assert output["knn"]["k"] == 5
+    assert output["knn"]["accuracy"] > 0.7
+    assert report["layers"]["pooled"]["feature_dim"] == 256
+    assert report["heldout"]["num_images"] == 200
+
+
+def test_evaluate_lightning_checkpoint_equals_encoder_file(digits_run, tmp_path):
+    reports = []
+    for source in ("encoder.pt", "checkpoints/last.ckpt"):
+        path = tmp_path / f"{source.replace('/', '_')}.json"
+        assert (
+            main(
+                [
+                    "evaluate",
+                    str(digits_run / source),
+                    "--json",
+                    str(path),
+                    "--heldout-images",
+                    "100",
+                    "--knn-k",
+                    "3",
+                ]
+            )
+            == 0
+        )
+        report = json.loads(path.read_text())
+        reports.append((report["layers"], report["heldout"]))
+    assert reports[0] == reports[1]
+
+
+def test_evaluate_random_init_baseline(digits_run, tmp_path):
+    path = tmp_path / "random.json"
+    assert (
+        main(
+            [
+                "evaluate",
+                str(digits_run),
+                "--random-init",
+                "--json",
+                str(path),
+                "--heldout-images",
+                "0",
+                "--probe",
+                "none",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(path.read_text())
+    assert report["random_init"] is True
+    assert "linear_probe" not in report["layers"]["output"]
+
+
+def test_train_resume_rejects_crafted_checkpoint(tmp_path, capsys, write_crafted):
+    output = tmp_path / "run"
+    (output / "checkpoints").mkdir(parents=True)
+    marker = tmp_path / "marker"
+    write_crafted(output / "checkpoints" / "last.ckpt", marker)
+    code = main(["train", "--config", "digits", "--output", str(output), *TRAIN_FAST])
+    assert code == 2
+    line = one_error_line(capsys, "train")
+    assert "rejected" in line
+    assert not marker.exists()
+
+
+def test_evaluate_rejects_crafted_checkpoint(tmp_path, capsys, write_crafted):
+    marker = tmp_path / "marker"
+    path = write_crafted(tmp_path / "evil.pt", marker)
+    assert main(["evaluate", str(path)]) == 2
+    assert "rejected" in one_error_line(capsys, "evaluate")
+    assert not marker.exists()
+
+
+def test_resume_with_another_model_is_rejected(digits_run, tmp_path, capsys):
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    code = main(
+        [
+            "train",
+            "--config",
+            "digits",
+            "--output",
+            str(output),
+            *TRAIN_FAST,
+            "--set",
+            "model.out_dim=16",
+        ]
+    )
+    assert code == 2
+    line = one_error_line(capsys, "train")
+    assert "trained with model" in line
+    assert "another --output" in line
+
+
+def test_evaluate_other_architecture(digits_run, tmp_path, capsys):
+    content = torch.load(digits_run / "encoder.pt", weights_only=True)
+    content["config"]["model"]["out_dim"] = 64
+    path = tmp_path / "encoder.pt"
+    torch.save(content, path)
+    assert main(["evaluate", str(path)]) == 2
+    assert "does not fit a mlp encoder" in one_error_line(capsys, "evaluate")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--config", "digit"], "unknown config 'digit'; bundled configs:"),
+        (
+            ["--config", "digits", "--set", "trainer.epochs=1"],
+            "unknown key 'trainer.epochs' in trainer; valid keys:",
+        ),
+        (["--config", "cifar10_cpu"], "data.root is required"),
+        (
+            ["--config", "cifar10_cpu", "--data-root", "/nonexistent/cifar"],
+            "/nonexistent/cifar",
+        ),
+    ],
+)
+def test_train_bad_input(tmp_path, capsys, arguments, message):
+    code = main(["train", *arguments, "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert message in one_error_line(capsys, "train")
+
+
+def test_train_invalid_yaml(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: [mlp\n")
+    code = main(["train", "--config", str(path), "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert "invalid YAML" in one_error_line(capsys, "train")
+
+
+def test_evaluate_missing_checkpoint(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "missing.ckpt")]) == 2
+    assert "not found" in one_error_line(capsys, "evaluate")
+
+
+def test_evaluate_bad_layer(digits_run, capsys):
+    assert main(["evaluate", str(digits_run), "--layer", "fc7"]) == 2
+    assert "valid layers" in one_error_line(capsys, "evaluate")
+
+
+def test_train_print_config(capsys, tmp_path):
+    code = main(
+        [
+            "train",
+            "--config",
+            "digits",
+            "--output",
+            str(tmp_path),
+            "--set",
+            "optim.batch_size=128",
+            "--print-config",
+        ]
+    )
+    assert code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["optim"]["batch_size"] == 128
+
+
+def test_evaluate_missing_data_folder(tmp_path, capsys):
+    from alignsphere.training import save_encoder_file
+    from alignsphere.training.config import load_config
+    from alignsphere.training.data import resolve_preset
+    from alignsphere.training.module import build_encoder_from_config
+
+    config = load_config("cifar10_cpu", [f"data.root={tmp_path / 'moved'}"])
+    encoder = build_encoder_from_config(config.model, resolve_preset(config.data))
+    path = save_encoder_file(tmp_path / "encoder.pt", encoder, config.to_dict())
+    assert main(["evaluate", str(path)]) == 2
+    line = one_error_line(capsys, "evaluate")
+    assert str(tmp_path / "moved") in line
+    assert "--data-root" in line
