@@ -1,9 +1,11 @@
-"""Shared fixtures: the real data folder named by ALIGNSPHERE_TEST_DATA."""
+"""Shared fixtures: the real data folder named by ALIGNSPHERE_TEST_DATA and CIFAR-10 JPEGs."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import tarfile
+from collections import Counter
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -31,3 +33,53 @@ def test_data_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+CIFAR10_CLASSES = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+]
+#: Images unpacked per class and split: 300 train and 100 test images in all.
+CIFAR10_SUBSET = {"train": 30, "test": 10}
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpg_root(test_data_dir: Path, tmp_path_factory) -> Path:
+    """A folder with ``train/<class>/*.jpg`` and ``test/<class>/*.jpg`` real images.
+
+    Unpacks the first 30 train and 10 test images of each class from
+    cifar10-jpg.tar.gz, reading the archive as a stream and stopping once every
+    quota is filled.
+    """
+    archive = test_data_dir / "cifar10-jpg.tar.gz"
+    if not archive.is_file():
+        pytest.fail(f"{archive} not found in ALIGNSPHERE_TEST_DATA={test_data_dir}")
+    root = tmp_path_factory.mktemp("cifar10-jpg")
+    counts: Counter[tuple[str, str]] = Counter()
+    needed = sum(CIFAR10_SUBSET.values()) * len(CIFAR10_CLASSES)
+    with tarfile.open(archive, mode="r|gz") as stream:
+        for member in stream:
+            parts = PurePosixPath(member.name).parts
+            if not member.isfile() or len(parts) != 3 or not parts[2].endswith(".jpg"):
+                continue
+            split, label, filename = parts
+            if split not in CIFAR10_SUBSET or label not in CIFAR10_CLASSES:
+                continue
+            if counts[split, label] >= CIFAR10_SUBSET[split]:
+                continue
+            target = root / split / label / filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(stream.extractfile(member).read())
+            counts[split, label] += 1
+            if sum(counts.values()) == needed:
+                break
+    assert sum(counts.values()) == needed, f"archive held only {dict(counts)}"
+    return root
