@@ -37,8 +37,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "study"
         command = [
-            sys.executable, "-m", "alignsphere.cli.main", "study",
-            "--config", args.config, "--output", str(folder), "--no-progress",
+            sys.executable,
+            "-m",
+            "alignsphere.cli.main",
+            "study",
+            "--config",
+            args.config,
+            "--output",
+            str(folder),
+            "--no-progress",
         ]
         start = time.perf_counter()
         proc = subprocess.run(command, capture_output=True, text=True)
