@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CPUs and PyTorch threads per trial (default: the study's, else 1)",
     )
     parser.add_argument(
+        "--data-root",
+        default=None,
+        metavar="DIR",
+        help="data folder of every trial (sets data.root; not part of the trial ids)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="rebuild the report from finished trials without running any",
@@ -69,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise UsageError(f"{name} must be >= 1, got {value}")
 
+    if args.data_root is not None and not Path(args.data_root).is_dir():
+        raise UsageError(
+            f"--data-root {args.data_root} is not a folder; give the folder that "
+            "holds the dataset"
+        )
     folder = Path(args.output)
     trials = study.trials()
     try:
@@ -82,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
                     address=args.address,
                     num_cpus=args.num_cpus,
                     cpus_per_trial=args.cpus_per_trial,
+                    data_root=args.data_root,
                     progress=not args.no_progress,
                 )
                 print(

@@ -136,6 +136,7 @@ def _trainable(config: dict[str, Any]) -> None:
         evaluation=config["evaluation"],
         run_dir=Path(config["folder"]) / TRIALS_DIR / config["trial_id"],
         threads=config["threads"],
+        data_root=config["data_root"],
     )
     metrics["trial_seconds"] = time.perf_counter() - start
     # Ray Tune overwrites a result's "trial_id" with its own, so use another key.
@@ -150,6 +151,7 @@ def run_study(
     address: str | None = None,
     num_cpus: int | None = None,
     cpus_per_trial: int | None = None,
+    data_root: str | None = None,
     progress: bool = True,
 ) -> StudyRun:
     """Run every unfinished trial of ``study`` and write its result file.
@@ -163,6 +165,8 @@ def run_study(
         cpus_per_trial: CPUs (and PyTorch threads) per trial; defaults to the
             study's ``resources.cpus_per_trial`` or 1, so a local study runs as
             many trials at once as there are cores without oversubscribing them.
+        data_root: Data folder of every trial, overriding the base config's
+            ``data.root``; not part of the trial ids.
         progress: Show a progress bar over trials.
 
     Returns:
@@ -179,7 +183,7 @@ def run_study(
     if per_trial < 1:
         raise StudyError(f"cpus_per_trial must be >= 1, got {per_trial}")
     completed, failed, interrupted = _run_on_ray(
-        study, folder, pending, address, num_cpus, per_trial, progress
+        study, folder, pending, address, num_cpus, per_trial, data_root, progress
     )
     return StudyRun(
         total=len(trials),
@@ -198,6 +202,7 @@ def _run_on_ray(
     address: str | None,
     num_cpus: int | None,
     per_trial: int,
+    data_root: str | None,
     progress: bool,
 ) -> tuple[int, list[str], bool]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -275,6 +280,7 @@ def _run_on_ray(
         "evaluation": study.evaluation,
         "folder": str(folder.resolve()),
         "threads": per_trial,
+        "data_root": str(Path(data_root).resolve()) if data_root else None,
     }
     # Ray Tune resolves the grid over ids; each trainable looks up its own
     # definition, so the trial dicts need not be grid values themselves.

@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 
-def trial_overrides(trial: Mapping[str, Any], threads: int) -> list[str]:
-    """Return the training-config overrides (``key=value``) that define a trial."""
+def trial_overrides(
+    trial: Mapping[str, Any], threads: int, data_root: str | None = None
+) -> list[str]:
+    """Return the training-config overrides (``key=value``) that define a trial.
+
+    ``data_root`` is applied last but is not part of the trial's definition, so
+    moving the data does not change trial ids.
+    """
     overrides = [
         f"{key}={json.dumps(value)}" for key, value in trial["overrides"].items()
     ]
@@ -22,6 +28,8 @@ def trial_overrides(trial: Mapping[str, Any], threads: int) -> list[str]:
     ]
     if trial.get("max_epochs") is not None:
         overrides.append(f"trainer.max_epochs={int(trial['max_epochs'])}")
+    if data_root is not None:
+        overrides.append(f"data.root={json.dumps(str(data_root))}")
     return overrides
 
 
@@ -32,6 +40,7 @@ def run_trial(
     evaluation: Mapping[str, Any],
     run_dir: str | Path,
     threads: int = 1,
+    data_root: str | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate one encoder; return its results as plain values.
 
@@ -44,6 +53,7 @@ def run_trial(
         evaluation: :class:`~alignsphere.evaluation.EvaluationSettings` fields.
         run_dir: The trial's training folder.
         threads: PyTorch CPU threads for this trial.
+        data_root: Data folder, overriding the base config's ``data.root``.
 
     Returns:
         ``linear_acc`` and ``knn_acc`` on the output layer, held-out ``align`` and
@@ -59,15 +69,17 @@ def run_trial(
     from alignsphere.training.run import train
 
     torch.set_num_threads(threads)
-    config = load_config(base, trial_overrides(trial, threads))
+    config = load_config(base, trial_overrides(trial, threads, data_root))
     start = time.perf_counter()
     result = train(config, run_dir, resume=True, progress_bar=False)
     train_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
     encoder, config = load_encoder(result.encoder_path)
-    probe_set = load_split(config.data, config.data.train_split, None, config.seed)
-    test_set = load_split(config.data, config.data.test_split, None, config.seed)
+    data = config.data
+    probe_split = data.probe_split or data.train_split
+    probe_set = load_split(data, probe_split, data.train_limit, config.seed)
+    test_set = load_split(data, data.test_split, data.test_limit, config.seed)
     settings = EvaluationSettings(**dict(evaluation))
     report = evaluate_encoder(
         encoder, probe_set, test_set, resolve_preset(config.data), settings
