@@ -10,10 +10,10 @@ Two parts, each in child processes so that their memory is measured apart:
    for ``python -c "import torch"`` as the floor any torch program pays.
    The per-metric times come from the report's JSON.
 2. Exact uniformity of the first 100,000 rows against the compute floor,
-   timed in the same child: the floor is forming all N^2 entries of
-   ``x @ x.T`` strip by strip and exponentiating them in place, nothing else,
-   the fastest of strips of 256, 1024 and 4096 rows. Exact uniformity visits
-   each pair once (the upper triangle), so it can beat that floor.
+   timed in the same child. The floor forms all N^2 entries of ``x @ x.T``
+   strip by strip and exponentiates them in place, nothing else; it is the
+   fastest of strips of 256, 1024 and 4096 rows. Exact uniformity visits each
+   pair once (the upper triangle), so it can beat that floor.
 
 The results go to a Markdown page that names the machine and the commands.
 
@@ -47,7 +47,7 @@ def write_embeddings(path: Path, rows: int, dim: int) -> None:
 
     Rows are Gaussian with a power-law spectrum (scale k^-0.5 along axis k)
     plus a common offset, so the spectrum and the mean cosine are not those of
-    isotropic noise; row 2k + 1 is row 2k plus noise of 0.3 times its scale.
+    isotropic noise. Row 2k + 1 is row 2k plus noise of 0.3 times its scale.
     """
     import numpy as np
 
@@ -242,34 +242,47 @@ def render(
     args, measured, torch_only, report, exact, write_s, load_before, load_after, measure
 ) -> str:
     """Return the Markdown page of the results."""
-    size_gb = args.rows * args.dim * 4 / 1e9
-    timings = report["timings_s"]
-    rss = measured["max_rss_kib"]
-    limit_kib = MEMORY_LIMIT_BYTES / 1024
-    estimate = report["uniformity"]["estimate"]
-    floor = {int(k): v for k, v in exact["floor_s"].items()}
-    best_strip = min(floor, key=floor.get)
-    shown_command = shlex.join(["/usr/bin/time", "-v", *measure]).replace(
-        str(Path(sys.executable).parent) + "/", ""
-    )
+    loads = ", ".join(f"{value:.2f}" for value in load_before)
+    loads_after = ", ".join(f"{value:.2f}" for value in load_after)
     lines = [
-        "# Benchmark: `alignsphere measure` on 1,000,000 embeddings",
+        f"# Benchmark: `alignsphere measure` on {args.rows:,} embeddings",
         "",
-        f"Written by `python benchmarks/measure_large.py --rows {args.rows} --dim {args.dim} "
-        f"--exact-rows {args.exact_rows}` on {time.strftime('%Y-%m-%d')}.",
+        f"Written by `python benchmarks/measure_large.py --rows {args.rows} "
+        f"--dim {args.dim} --exact-rows {args.exact_rows}` on "
+        f"{time.strftime('%Y-%m-%d')}.",
         "",
         "## Machine",
         "",
         *machine_lines(),
-        f"- Load average (1, 5, 15 min) before: {load_before[0]:.2f}, {load_before[1]:.2f}, "
-        f"{load_before[2]:.2f}; after: {load_after[0]:.2f}, {load_after[1]:.2f}, "
-        f"{load_after[2]:.2f}. The two cores are shared with other work, so times vary "
-        "from run to run; the ratios below come from one run.",
+        f"- Load average (1, 5, 15 min) before: {loads}; after: {loads_after}. The "
+        "two cores are shared with other work, so times vary from run to run; each "
+        "ratio below comes from one run.",
         "",
+    ]
+    lines += _render_measure(args, measured, torch_only, report, write_s, measure)
+    lines += _render_exact(exact)
+    return "\n".join(lines)
+
+
+def _mb(kib: int) -> str:
+    return f"{kib * 1024 / 1e6:,.0f}"
+
+
+def _render_measure(args, measured, torch_only, report, write_s, measure) -> list[str]:
+    size_gb = args.rows * args.dim * 4 / 1e9
+    rss = measured["max_rss_kib"]
+    torch_rss = torch_only["max_rss_kib"]
+    torch_hwm = int(torch_only["stdout"].strip())
+    limit_kib = MEMORY_LIMIT_BYTES / 1024
+    estimate = report["uniformity"]["estimate"]
+    shown_command = shlex.join(["/usr/bin/time", "-v", *measure]).replace(
+        str(Path(sys.executable).parent) + "/", ""
+    )
+    lines = [
         f"## {args.rows:,} x {args.dim} float32 from a .npy file ({size_gb:.2f} GB)",
         "",
-        f"Synthetic rows (Gaussian with a k^-0.5 spectrum and a common offset), rows 2k and "
-        f"2k + 1 a positive pair, written in {write_s:.1f} s. Command:",
+        "Synthetic rows (Gaussian with a k^-0.5 spectrum and a common offset), rows "
+        f"2k and 2k + 1 a positive pair, written in {write_s:.1f} s. Command:",
         "",
         "```",
         shown_command,
@@ -278,44 +291,53 @@ def render(
         "| stage | time (s) |",
         "| --- | ---: |",
     ]
-    for stage, seconds in timings.items():
+    for stage, seconds in report["timings_s"].items():
         lines.append(f"| {stage} | {seconds:.2f} |")
     lines += [
         f"| whole command, start to exit | {measured['wall_s']:.2f} |",
         "",
-        "The first stage reads every row once, validates it (NaN, infinities, zero rows) "
-        "and accumulates the raw norms, the mean and the centred scatter matrix; "
-        "the spectrum stage is one symmetric eigendecomposition of that d x d matrix, "
-        "giving effective rank and alpha-ReQ. Alignment reads the "
-        f"{report['alignment']['num_pairs']:,} pairs of the index; sampled uniformity "
+        "The first stage reads every row once, validates it (NaN, infinities, zero "
+        "rows) and accumulates the raw norms, the mean and the centred scatter "
+        "matrix. The spectrum stage is one symmetric eigendecomposition of that "
+        "d x d matrix, which gives effective rank and alpha-ReQ. Alignment reads the "
+        f"{report['alignment']['num_pairs']:,} pairs of the index. Sampled uniformity "
         f"draws {estimate['num_pairs']:,} random pairs (standard error "
         f"{estimate['std_error']:.1e}).",
         "",
-        "| peak resident memory (`/usr/bin/time -v`, Maximum resident set size) | KiB | MB |",
+        "| peak resident memory (`/usr/bin/time -v`, Maximum resident set size) "
+        "| KiB | MB |",
         "| --- | ---: | ---: |",
-        f"| `alignsphere measure` above | {rss:,} | {rss * 1.024:,.0f} |",
-        f'| `python -c "import torch"` | {torch_only["max_rss_kib"]:,} | '
-        f"{torch_only['max_rss_kib'] * 1.024:,.0f} |",
+        f"| `alignsphere measure` above | {rss:,} | {_mb(rss)} |",
+        f'| `python -c "import torch"` | {torch_rss:,} | {_mb(torch_rss)} |',
         f"| limit, 1 GB | {limit_kib:,.0f} | 1,000 |",
         "",
-        f"Result: {'under' if rss < limit_kib else 'OVER'} the limit, "
-        f"{rss / torch_only['max_rss_kib']:.2f} times the memory of importing torch. "
-        "On top of the interpreter and torch, the command keeps one chunk of rows "
-        "(8,192) or one batch of sampled pairs (2 x 2,048 rows) in memory at a time. "
-        "It reads the file with positional reads, so the file's data stays in the "
-        "page cache, which is not resident memory of the process.",
+        f"Result: {'under' if rss < limit_kib else 'OVER'} the limit. On top of the "
+        "interpreter and torch, the command keeps one chunk of rows (8,192) or one "
+        "batch of sampled pairs (2 x 2,048 rows) in memory at a time. It reads the "
+        "file with positional reads, so the file's data stays in the page cache, "
+        "which is not resident memory of the process.",
         "",
-        "On this torch build, `import torch` runs `ldconfig -p` through `vfork`, and "
-        "the maximum resident set size that `/usr/bin/time` reports (from `wait4`, "
-        "which includes children) is then larger than the importing process's own "
-        f"peak: {torch_only['max_rss_kib']:,} KiB against "
-        f"{int(torch_only['stdout'].strip()):,} KiB of `VmHWM` in `/proc/self/status`. "
-        "Both rows of the table are measured the same way.",
+        "Both rows include what happens after the program's last line. This torch "
+        "build loads its CUDA libraries even on a machine without a GPU. The exit "
+        "handlers and library destructors that run when the process exits bring "
+        "more pages into memory: `import torch` alone "
+        f"peaks at {torch_hwm:,} KiB while it runs (`VmHWM` in `/proc/self/status` "
+        f"just before exit) and at {torch_rss:,} KiB as `/usr/bin/time` reports it, "
+        f"{_mb(torch_rss - torch_hwm)} MB more. (Ending the process with `os._exit`, "
+        "which skips those destructors, makes the two numbers equal.)",
         "",
+    ]
+    return lines
+
+
+def _render_exact(exact) -> list[str]:
+    floor = {int(strip): seconds for strip, seconds in exact["floor_s"].items()}
+    best_strip = min(floor, key=floor.get)
+    lines = [
         f"## Exact uniformity of {exact['rows']:,} rows at d = {exact['dim']}",
         "",
-        "Same child process, same rows (the first rows of the file, L2-normalised, "
-        f"float32), {exact['threads']} torch threads. The floor forms all N^2 entries of "
+        "One child process, the first rows of the file (L2-normalised, float32), "
+        f"{exact['threads']} torch threads. The floor forms all N^2 entries of "
         "x @ x.T strip by strip and exponentiates them in place, nothing else.",
         "",
         "| computation | time (s) | ratio to floor |",
@@ -331,12 +353,12 @@ def render(
         )
     lines += [
         "",
-        "Exact uniformity computes each unordered pair once (N(N-1)/2 entries, tiles "
-        "above the diagonal only), so a ratio below 1 means it does less than the "
-        "floor's N^2 entries, not that it beats the hardware.",
+        "Exact uniformity computes each unordered pair once (N(N-1)/2 entries, "
+        "tiles above the diagonal only), so a ratio below 1 means it does less work "
+        "than the floor's N^2 entries, not that it beats the hardware.",
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 if __name__ == "__main__":

@@ -32,6 +32,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "measure": ("alignsphere.cli.measure", "measure embedding files or an encoder"),
     "study": ("alignsphere.cli.study", "train and evaluate many encoders, report"),
+    "senteval": (
+        "alignsphere.cli.senteval",
+        "SentEval-style classification (MR, CR, SUBJ, MPQA, TREC) of a text encoder",
+    ),
+    "sts": ("alignsphere.cli.sts", "STS-B Spearman correlation of a text encoder"),
+    "imagenet-subset": (
+        "alignsphere.cli.imagenet_subset",
+        "link an ImageNet class subset (such as ImageNet-100) from a class list",
+    ),
+    "plot": (
+        "alignsphere.cli.plot",
+        "plot features on the circle or a run's training dynamics",
+    ),
+    "theory": (
+        "alignsphere.cli.theory",
+        "check Theorem 1 and the uniformity bound numerically",
+    ),
 }
 
 
