@@ -90,3 +90,31 @@ def test_paper_probe_on_digits():
     after = encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert encoder.training
+
+
+def test_moco_probe_uses_sgd_protocol():
+    from alignsphere.evaluation.linear import MOCO_PROBE
+
+    generator = torch.Generator().manual_seed(0)
+    encoder = build_encoder("mlp", out_dim=8)
+    images = torch.randint(
+        0, 256, (40, 1, 8, 8), dtype=torch.uint8, generator=generator
+    )
+    labels = torch.arange(40) % 2
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    result = linear_probe_paper(
+        encoder,
+        images,
+        labels,
+        images,
+        labels,
+        preset=get_preset("digits"),
+        epochs=2,
+        **MOCO_PROBE,
+    )
+    assert result.settings["optimizer"] == "SGD"
+    assert result.settings["lr"] == 30.0
+    assert result.settings["gamma"] == 0.1
+    assert result.settings["batch_size"] == 256
+    for key, value in encoder.state_dict().items():
+        assert torch.equal(value, before[key])

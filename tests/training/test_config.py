@@ -17,9 +17,14 @@ from alignsphere.training.config import (
 
 def test_bundled_names():
     assert bundled_config_names() == [
+        "bookcorpus_gru_gpu",
         "cifar10_cpu",
         "cifar10_resnet18",
         "digits",
+        "digits_moco",
+        "gutenberg_gru_cpu",
+        "imagenet100_moco",
+        "imagenet100_mocov2",
         "stl10_alexnet",
     ]
 

@@ -18,6 +18,9 @@ probes:
   paper  Wang & Isola (2020): a linear layer trained with Adam (lr 1e-3, betas
          0.5/0.999), batch 128, 100 epochs, lr x0.2 at epochs 60 and 80,
          random crop and flip per image; test images resized and center-cropped
+  moco   MoCo's ImageNet protocol, used for the paper's ImageNet-100 numbers:
+         SGD (lr 30, momentum 0.9, no weight decay), batch 256, 100 epochs,
+         lr x0.1 at epochs 60 and 80, with the same crops as paper
   none   skip the linear probe
 """
 
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--probe",
-        choices=("fast", "paper", "none"),
+        choices=("fast", "paper", "moco", "none"),
         default="fast",
         help="linear probe protocol (default: fast)",
     )

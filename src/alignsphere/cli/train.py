@@ -143,5 +143,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"trained {result.epochs} epochs into {result.output_dir}")
         print(f"  encoder:    {result.encoder_path}")
         print(f"  checkpoint: {result.last_checkpoint}")
-        print(f"  evaluate:   alignsphere evaluate {result.output_dir}")
+        if config.data.name == "text":
+            print(f"  evaluate:   alignsphere senteval {result.output_dir} --data DIR")
+            print(f"              alignsphere sts {result.output_dir} --data DIR")
+        else:
+            print(f"  evaluate:   alignsphere evaluate {result.output_dir}")
     return 0

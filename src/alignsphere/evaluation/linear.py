@@ -38,6 +38,10 @@ PAPER_BETAS = (0.5, 0.999)
 PAPER_GAMMA = 0.2
 #: Milestones as fractions of the epochs: 60 and 80 of 100.
 PAPER_MILESTONE_FRACTIONS = (0.6, 0.8)
+#: The linear evaluation of MoCo on ImageNet, which the paper's ImageNet-100
+#: results use: SGD with momentum 0.9, lr 30, batch 256, 100 epochs, the rate
+#: multiplied by 0.1 at epochs 60 and 80.
+MOCO_PROBE = {"optimizer": "sgd", "lr": 30.0, "batch_size": 256, "gamma": 0.1}
 
 
 def _labelled(images: torch.Tensor, labels: torch.Tensor, name: str):
@@ -68,6 +72,8 @@ def linear_probe_paper(
     betas: tuple[float, float] = PAPER_BETAS,
     milestones: Sequence[int] | None = None,
     gamma: float = PAPER_GAMMA,
+    optimizer: str = "adam",
+    momentum: float = 0.9,
     seed: int = 0,
     device: torch.device | str | None = None,
     progress: bool = False,
@@ -92,6 +98,10 @@ def linear_probe_paper(
         milestones: Epochs at which the rate is multiplied by ``gamma``; defaults
             to 60 % and 80 % of ``epochs`` (60 and 80 of 100).
         gamma: Defaults to 0.2.
+        optimizer: ``adam`` (the STL-10 protocol) or ``sgd`` with ``momentum``
+            and no weight decay (MoCo's ImageNet protocol: lr 30, batch 256,
+            gamma 0.1; see :data:`MOCO_PROBE`).
+        momentum: SGD momentum. Defaults to 0.9.
         seed: Seed of the classifier's initialisation, the order and the crops.
         device: Device; defaults to the encoder's.
         progress: Show a progress bar over epochs.
@@ -109,6 +119,8 @@ def linear_probe_paper(
         )
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
     if milestones is None:
         milestones = [round(f * epochs) for f in PAPER_MILESTONE_FRACTIONS]
     if num_classes is None:
@@ -129,9 +141,14 @@ def linear_probe_paper(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         classifier = nn.Linear(feature_dim, num_classes).to(device)
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=lr, betas=betas)
+    if optimizer == "sgd":
+        method = torch.optim.SGD(classifier.parameters(), lr=lr, momentum=momentum)
+        optimizer_settings = {"optimizer": "SGD", "momentum": momentum}
+    else:
+        method = torch.optim.Adam(classifier.parameters(), lr=lr, betas=betas)
+        optimizer_settings = {"optimizer": "Adam", "betas": list(betas)}
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(milestones), gamma=gamma
+        method, milestones=list(milestones), gamma=gamma
     )
     labels_on_device = train_labels.to(device)
 
@@ -154,9 +171,9 @@ def linear_probe_paper(
                     features = forward_layer(encoder, views, stage).flatten(1).float()
                 logits = classifier(features)
                 loss = F.cross_entropy(logits, targets)
-                optimizer.zero_grad(set_to_none=True)
+                method.zero_grad(set_to_none=True)
                 loss.backward()
-                optimizer.step()
+                method.step()
                 correct += int((logits.argmax(1) == targets).sum())
                 seen += targets.numel()
             scheduler.step()
@@ -174,10 +191,9 @@ def linear_probe_paper(
         method="paper",
         train_accuracy=float(train_accuracy),
         test_accuracy=test_accuracy,
-        settings={
-            "optimizer": "Adam",
+        settings=optimizer_settings
+        | {
             "lr": lr,
-            "betas": list(betas),
             "batch_size": int(batch_size),
             "epochs": int(epochs),
             "milestones": list(milestones),

@@ -17,13 +17,13 @@ from alignsphere.data import AugmentationPreset, InMemoryImageDataset
 from alignsphere.evaluation.features import OUTPUT_LAYER, extract_features
 from alignsphere.evaluation.heldout import measure_heldout
 from alignsphere.evaluation.knn import knn_accuracy
-from alignsphere.evaluation.linear import PAPER_EPOCHS, linear_probe_paper
+from alignsphere.evaluation.linear import MOCO_PROBE, PAPER_EPOCHS, linear_probe_paper
 from alignsphere.evaluation.linear_fast import linear_probe_fast
 from alignsphere.evaluation.subsets import stratified_subset
 
 logger = logging.getLogger(__name__)
 
-PROBES = ("fast", "paper", "none")
+PROBES = ("fast", "paper", "moco", "none")
 
 
 @dataclass
@@ -33,7 +33,9 @@ class EvaluationSettings:
     Attributes:
         layers: Layers to probe: ``output``, ``pooled``, ``fc7``, ...
         probe: ``fast`` (logistic regression on precomputed features, the
-            default), ``paper`` (Adam with augmentation, 100 epochs) or ``none``.
+            default), ``paper`` (Adam with augmentation, 100 epochs), ``moco``
+            (SGD lr 30, batch 256, 100 epochs, MoCo's ImageNet protocol) or
+            ``none``.
         probe_epochs: Epochs of the ``paper`` probe.
         knn_k: Neighbours of the k-NN classifier; 0 turns it off.
         knn_temperature: If set, weight k-NN votes by ``exp(cos / T)``.
@@ -162,7 +164,8 @@ def evaluate_encoder(
             result["linear_probe"] = linear_probe_fast(
                 train_features, probe_set.labels, test_features, test_set.labels
             ).to_dict()
-        elif settings.probe == "paper":
+        elif settings.probe in ("paper", "moco"):
+            protocol = MOCO_PROBE if settings.probe == "moco" else {}
             result["linear_probe"] = linear_probe_paper(
                 encoder,
                 probe_set.images,
@@ -176,6 +179,7 @@ def evaluate_encoder(
                 seed=settings.seed,
                 device=device,
                 progress=settings.progress,
+                **protocol,
             ).to_dict()
         if settings.knn_k > 0:
             result["knn"] = {

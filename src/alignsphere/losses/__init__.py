@@ -23,6 +23,7 @@ from alignsphere.losses.objective import (
     parse_objective,
     parse_terms,
 )
+from alignsphere.losses.quick_thought import QuickThoughtLoss, quick_thought_loss
 
 __all__ = [
     "TERMS",
@@ -31,6 +32,7 @@ __all__ = [
     "ContrastiveQueueLoss",
     "Objective",
     "ObjectiveOutput",
+    "QuickThoughtLoss",
     "Term",
     "UniformLoss",
     "UniformQueueLoss",
@@ -40,6 +42,7 @@ __all__ = [
     "nt_xent_loss",
     "parse_objective",
     "parse_terms",
+    "quick_thought_loss",
     "uniform_loss",
     "uniform_queue_loss",
 ]

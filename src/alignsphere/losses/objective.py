@@ -29,6 +29,7 @@ from alignsphere.losses.align_uniform import (
     uniform_queue_loss,
 )
 from alignsphere.losses.contrastive import contrastive_loss, contrastive_queue_loss
+from alignsphere.losses.quick_thought import quick_thought_loss
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ TERMS: dict[str, TermSpec] = {
         {"t": 2.0, "intra_batch": True}, True, "uniformity of queries against the queue"
     ),
     "contrastive_queue": TermSpec({"tau": 0.07}, True, "MoCo InfoNCE with the queue"),
+    "quick_thought": TermSpec(
+        {"tau": 0.1}, False, "symmetric cross-view InfoNCE of adjacent sentences"
+    ),
 }
 
 _POSITIVE_PARAMS = {"alpha", "t", "tau"}
@@ -307,6 +311,8 @@ class Objective(nn.Module):
             ) / 2
         if term.name == "contrastive":
             return contrastive_loss(z1, z2, float(p["tau"]), gather=self.gather)
+        if term.name == "quick_thought":
+            return quick_thought_loss(z1, z2, float(p["tau"]), gather=self.gather)
         assert queue is not None
         if term.name == "uniform_queue":
             return uniform_queue_loss(

@@ -200,7 +200,10 @@ def read_encoder_checkpoint(path: str | os.PathLike[str]) -> tuple[dict, dict]:
         return dict(content["config"]), dict(content["state_dict"])
     hyperparameters = content.get("hyper_parameters")
     if isinstance(hyperparameters, dict) and "config" in hyperparameters:
+        # method: moco keeps the query encoder under moco.encoder_q.
         prefix = "encoder."
+        if hyperparameters["config"].get("method") == "moco":
+            prefix = "moco.encoder_q."
         state = {
             key[len(prefix) :]: value
             for key, value in content.get("state_dict", {}).items()

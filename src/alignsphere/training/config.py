@@ -22,7 +22,7 @@ from typing import Any, Union
 
 import yaml
 
-from alignsphere.losses.objective import parse_terms
+from alignsphere.losses.objective import TERMS, parse_terms
 
 
 class ConfigError(ValueError):
@@ -34,8 +34,10 @@ class ConfigError(ValueError):
 PAPER_BASE_LR = 0.12
 LR_REFERENCE_BATCH = 256
 
-DATASETS = ("digits", "cifar10", "stl10", "imagefolder")
+DATASETS = ("digits", "cifar10", "stl10", "imagefolder", "text")
 SCHEDULES = ("step", "cosine", "constant")
+METHODS = ("simclr", "moco")
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
@@ -45,7 +47,9 @@ class DataConfig:
     Attributes:
         name: ``digits`` (bundled with scikit-learn, no download), ``cifar10``
             (torchvision's pickle folder or an image folder), ``stl10``
-            (torchvision's binary folder) or ``imagefolder`` (``root/<split>/<class>/``).
+            (torchvision's binary folder), ``imagefolder`` (``root/<split>/<class>/``)
+            or ``text`` (a corpus of ``.txt`` files whose adjacent sentences are
+            the positive pairs; see :mod:`alignsphere.text.data`).
         root: Data folder; not needed for digits.
         train_split: Split that trains the encoder, such as ``train`` or, for
             STL-10, ``train+unlabeled``. Unlabelled images train the encoder but
@@ -65,6 +69,9 @@ class DataConfig:
         num_workers: DataLoader worker processes. Batches are sliced from
             in-memory tensors and augmented in the training step, so 0 is usually
             fastest.
+        options: Further settings of the ``text`` dataset, such as
+            ``{min_freq: 3, max_length: 40}``; the valid keys are in
+            :class:`alignsphere.text.data.TextDataOptions`. Image datasets take none.
     """
 
     name: str = "digits"
@@ -78,11 +85,24 @@ class DataConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     num_workers: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         _check_choice("data.name", self.name, DATASETS)
+        if self.name == "text":
+            from alignsphere.text.data import check_text_data_config
+
+            check_text_data_config(self)
+        elif self.options:
+            raise ConfigError(
+                f"data.options applies to data.name=text only, not {self.name!r}; "
+                "remove it"
+            )
         if self.preset is not None:
             from alignsphere.data.presets import list_presets
+            from alignsphere.moco.presets import register_moco_presets
+
+            register_moco_presets()
 
             _check_choice("data.preset", self.preset, list_presets())
         if self.name != "digits" and not self.root:
@@ -108,7 +128,8 @@ class ModelConfig:
 
     Attributes:
         name: Encoder name: ``alexnet``, ``resnet18``, ``resnet50``,
-            ``small_convnet`` or ``mlp``.
+            ``small_convnet`` or ``mlp`` for images, ``gru`` for text
+            (:class:`alignsphere.text.GRUSentenceEncoder`).
         out_dim: Dimension d of the L2-normalised output on S^(d-1).
         options: Further keyword arguments of the encoder, such as
             ``{small_stem: true}`` for ResNets on 32-pixel images.
@@ -126,9 +147,12 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD and its learning-rate schedule.
+    """The optimiser and its learning-rate schedule.
 
     Attributes:
+        optimizer: ``sgd`` (with ``momentum``) or ``adam`` (PyTorch's default
+            betas, ``momentum`` unused), the usual choice for recurrent
+            encoders.
         batch_size: Global batch (all ranks together), in images. Each of W ranks
             takes ``batch_size / W``.
         base_lr: Learning rate per 256 images of global batch; the learning rate
@@ -144,6 +168,7 @@ class OptimConfig:
         gamma: Factor of the step schedule.
     """
 
+    optimizer: str = "sgd"
     batch_size: int = 256
     base_lr: float = PAPER_BASE_LR
     lr: float | None = None
@@ -161,6 +186,7 @@ class OptimConfig:
         return self.base_lr * self.batch_size / LR_REFERENCE_BATCH
 
     def validate(self) -> None:
+        _check_choice("optim.optimizer", self.optimizer, OPTIMIZERS)
         _check_at_least("optim.batch_size", self.batch_size, 2)
         _check_positive("optim.base_lr", self.base_lr)
         if self.lr is not None:
@@ -263,6 +289,39 @@ class HeldOutConfig:
 
 
 @dataclass
+class MoCoConfig:
+    """Settings of ``method: moco`` (see :class:`alignsphere.moco.MoCo`).
+
+    Attributes:
+        queue_size: Keys K in the queue; any K works with any batch size.
+            16384 is Wang & Isola's ImageNet-100 value.
+        momentum: m of the key encoder's update ``m * key + (1 - m) * query``,
+            in [0, 1).
+        shuffle_bn: Encode keys with shuffle-BN: under DDP the key batch is
+            permuted across ranks before the key encoder and restored after
+            it. On one process the permutation alone changes no batch-norm
+            statistic; see ``bn_splits``.
+        bn_splits: Sub-batches per rank that both encoders normalise with their
+            own batch-norm statistics (the key encoder's after the shuffle).
+            Above 1 it emulates that many GPUs on one process; 1 turns it off.
+    """
+
+    queue_size: int = 16384
+    momentum: float = 0.999
+    shuffle_bn: bool = True
+    bn_splits: int = 1
+
+    def validate(self) -> None:
+        _check_at_least("moco.queue_size", self.queue_size, 1)
+        if not (math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise ConfigError(
+                f"invalid moco.momentum={self.momentum!r}; it must be in [0, 1), "
+                "such as MoCo's 0.999"
+            )
+        _check_at_least("moco.bn_splits", self.bn_splits, 1)
+
+
+@dataclass
 class TrainConfig:
     """A training run: data, encoder, objective, optimiser and trainer.
 
@@ -274,25 +333,46 @@ class TrainConfig:
         gather: Under DDP, compute uniformity and the contrastive loss over the
             batch gathered from all ranks (2 processes train like 1). False
             keeps each rank's own batch, as the reference implementations do.
+        method: ``simclr``: both views through one encoder, negatives from the
+            batch. ``moco``: a momentum key encoder and a queue of keys, set in
+            the ``moco`` section; queue terms (``uniform_queue``,
+            ``contrastive_queue``) need it.
     """
 
     seed: int = 0
     objective: str | list[dict[str, Any]] = "1*align(alpha=2) + 1*uniform(t=2)"
     gather: bool = True
+    method: str = "simclr"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     heldout: HeldOutConfig = field(default_factory=HeldOutConfig)
+    moco: MoCoConfig = field(default_factory=MoCoConfig)
 
     def validate(self) -> None:
         """Check every field; raise :class:`ConfigError` naming the first bad one."""
         try:
-            parse_terms(self.objective)
+            terms = parse_terms(self.objective)
         except (ValueError, TypeError) as error:
             raise ConfigError(f"invalid objective: {error}") from None
+        _check_choice("method", self.method, METHODS)
+        queue_terms = [t.name for t in terms if TERMS[t.name].needs_queue]
+        if queue_terms and self.method != "moco":
+            raise ConfigError(
+                f"objective terms {', '.join(queue_terms)} need the MoCo queue; set "
+                "method: moco, or use uniform and contrastive instead"
+            )
         for section in (self.data, self.model, self.optim, self.trainer, self.heldout):
             section.validate()
+        if self.method == "moco":
+            self.moco.validate()
+            if self.optim.batch_size < self.moco.bn_splits:
+                raise ConfigError(
+                    f"optim.batch_size={self.optim.batch_size} is smaller than "
+                    f"moco.bn_splits={self.moco.bn_splits}; every batch-norm split "
+                    "needs images"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain dicts, lists and scalars (YAML and checkpoints)."""

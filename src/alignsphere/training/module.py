@@ -45,7 +45,7 @@ def build_encoder_from_config(
 def build_optimizer(
     parameters: Any, config: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """Build SGD and its epoch-wise learning-rate schedule from the config.
+    """Build SGD or Adam and its epoch-wise learning-rate schedule from the config.
 
     The learning rate is ``optim.base_lr * optim.batch_size / 256`` (0.12 per
     256 images in Wang & Isola 2020) unless ``optim.lr`` is set. The schedule
@@ -54,12 +54,18 @@ def build_optimizer(
     ``constant`` has no scheduler.
     """
     optim = config.optim
-    optimizer = torch.optim.SGD(
-        parameters,
-        lr=optim.learning_rate,
-        momentum=optim.momentum,
-        weight_decay=optim.weight_decay,
-    )
+    optimizer: torch.optim.Optimizer
+    if optim.optimizer == "adam":
+        optimizer = torch.optim.Adam(
+            parameters, lr=optim.learning_rate, weight_decay=optim.weight_decay
+        )
+    else:
+        optimizer = torch.optim.SGD(
+            parameters,
+            lr=optim.learning_rate,
+            momentum=optim.momentum,
+            weight_decay=optim.weight_decay,
+        )
     scheduler: torch.optim.lr_scheduler.LRScheduler | None
     if optim.schedule == "step":
         scheduler = torch.optim.lr_scheduler.MultiStepLR(

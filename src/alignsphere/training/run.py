@@ -86,6 +86,12 @@ def _check_resumable(path: Path, config: TrainConfig) -> int:
             "or choose another --output folder"
         )
     saved_config = config_from_dict(saved)
+    if saved_config.method != config.method:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with method={saved_config.method}, but "
+            f"the config has method={config.method}; resume with the same method "
+            "or choose another --output folder"
+        )
     for section in ("model", "data"):
         before, now = getattr(saved_config, section), getattr(config, section)
         if section == "data":
@@ -99,6 +105,15 @@ def _check_resumable(path: Path, config: TrainConfig) -> int:
                 "settings or choose another --output folder"
             )
     return int(content.get("epoch", -1)) + 1
+
+
+def build_module(config: TrainConfig) -> HypersphereModule:
+    """Build the LightningModule of ``config.method``: in-batch or MoCo."""
+    if config.method == "moco":
+        from alignsphere.moco.module import MoCoModule
+
+        return MoCoModule(config)
+    return HypersphereModule(config)
 
 
 def build_trainer(
@@ -202,12 +217,17 @@ def train(
     if config.trainer.num_threads is not None:
         torch.set_num_threads(config.trainer.num_threads)
     L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.data.name == "text":
+        # Imported here so that image runs never import spaCy.
+        from alignsphere.text.training import fit_text
+
+        return fit_text(config, output_dir, resume_path, progress_bar, callbacks)
 
     data = ImageDataModule(config.data, config.optim.batch_size, config.seed)
     data.setup("fit")
     assert data.train_set is not None and data.test_set is not None
     try:
-        module = HypersphereModule(config)
+        module = build_module(config)
     except ValueError as error:
         raise ConfigError(f"invalid model config {config.model}: {error}") from None
     if _is_rank_zero():
