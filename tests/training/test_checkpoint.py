@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 import torch
 
 from alignsphere.training.checkpoint import (
     CheckpointError,
+    IncompleteCheckpointError,
     check_checkpoint,
     load_checkpoint,
     load_encoder,
+    save_atomically,
     save_encoder_file,
 )
 from alignsphere.training.config import TrainConfig
@@ -70,3 +74,51 @@ def test_encoder_of_another_architecture(tmp_path):
     path = save_encoder_file(tmp_path / "encoder.pt", encoder, other)
     with pytest.raises(CheckpointError, match="does not fit a mlp encoder"):
         load_encoder(path)
+
+
+def test_save_atomically_full_disk_keeps_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    torch.save({"epoch": 1}, path)
+    before = path.read_bytes()
+
+    def write_half_then_fail(content, file):
+        file.write(b"PK\x03\x04 partial")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            # torch.save's zip writer wraps the OSError like this.
+            raise RuntimeError("unexpected pos 76992 vs 76888") from None
+
+    monkeypatch.setattr(torch, "save", write_half_then_fail)
+    with pytest.raises(OSError) as raised:
+        save_atomically({"epoch": 2}, path)
+    assert raised.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_save_atomically_replaces_whole_file(tmp_path):
+    path = tmp_path / "last.ckpt"
+    torch.save({"epoch": 1}, path)
+    save_atomically({"epoch": 2}, path)
+    assert load_checkpoint(path) == {"epoch": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_truncated_file_is_incomplete(tmp_path):
+    path = tmp_path / "last.ckpt"
+    torch.save({"weights": torch.ones(1000)}, path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(IncompleteCheckpointError, match="truncated"):
+        check_checkpoint(path)
+    path.write_bytes(b"")
+    with pytest.raises(IncompleteCheckpointError):
+        check_checkpoint(path)
+
+
+def test_crafted_file_is_not_incomplete(tmp_path, write_crafted):
+    # An unsafe file must stop a resume, never be skipped for an older one.
+    path = write_crafted(tmp_path / "last.ckpt", tmp_path / "marker")
+    with pytest.raises(CheckpointError) as raised:
+        check_checkpoint(path)
+    assert not isinstance(raised.value, IncompleteCheckpointError)

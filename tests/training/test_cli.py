@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 import pytest
@@ -286,3 +287,95 @@ def test_evaluate_missing_data_folder(tmp_path, capsys):
     line = one_error_line(capsys, "evaluate")
     assert str(tmp_path / "moved") in line
     assert "--data-root" in line
+
+
+def test_train_resume_skips_truncated_last(digits_run, tmp_path, capsys):
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    last = output / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:4096])
+    fallback = output / "checkpoints" / "epoch=001.ckpt"
+    assert fallback.is_file()
+    code = main(
+        [
+            "train",
+            "--config",
+            "digits",
+            "--output",
+            str(output),
+            "--no-progress",
+            "--set",
+            "trainer.max_epochs=3",
+        ]
+    )
+    assert code == 0
+    assert f"resuming from {fallback}" in capsys.readouterr().out
+    assert torch.load(last, weights_only=True)["epoch"] == 2
+    assert not list((output / "checkpoints").glob(".*.tmp"))
+
+
+def test_train_truncated_last_without_fallback(digits_run, tmp_path, capsys):
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    last = output / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:4096])
+    for path in (output / "checkpoints").glob("epoch=*.ckpt"):
+        path.write_bytes(b"")
+    code = main(["train", "--config", "digits", "--output", str(output), *TRAIN_FAST])
+    assert code == 2
+    line = one_error_line(capsys, "train")
+    assert str(last) in line
+    assert "--no-resume" in line
+
+
+def test_train_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    from alignsphere.training.module import HypersphereModule
+
+    step = HypersphereModule.training_step
+
+    def interrupt_at_batch_3(self, batch, batch_idx):
+        if self.current_epoch == 1 and batch_idx == 3:
+            raise KeyboardInterrupt
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(HypersphereModule, "training_step", interrupt_at_batch_3)
+    output = tmp_path / "run"
+    arguments = ["train", "--config", "digits", "--output", str(output), *TRAIN_FAST]
+    assert main(arguments) == 130
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if line.startswith("alignsphere train:")]
+    assert len(lines) == 1, err
+    assert "interrupted" in lines[0]
+    assert "rerun: alignsphere train --config digits --output" in lines[0]
+    assert "Traceback" not in "\n".join(err)
+    saved = torch.load(output / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 0
+
+
+def test_train_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    def full_disk(content, file):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    output = tmp_path / "run"
+    arguments = ["train", "--config", "digits", "--output", str(output), *TRAIN_FAST]
+    assert main(arguments) == 2
+    line = one_error_line(capsys, "train")
+    assert "No space left on device" in line
+    assert "free disk space" in line
+    assert not list((output / "checkpoints").iterdir())
+
+
+def test_train_output_under_a_file(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    output = blocker / "run"
+    arguments = ["train", "--config", "digits", "--output", str(output), *TRAIN_FAST]
+    assert main(arguments) == 2
+    line = one_error_line(capsys, "train")
+    assert "Not a directory" in line
+    assert "writable --output folder" in line

@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(SUBCOMMANDS[command][0])
     module.add_arguments(subparsers.choices[command])
     args = parser.parse_args(argv)
+    # Kept so that a subcommand can print the command that resumes it.
+    args.argv = argv
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -7,9 +7,12 @@ a result file are skipped and the report is rebuilt from every result.
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
+import sys
 from pathlib import Path
 
+from alignsphere.cli.errors import WRITE_ERRNOS, output_write_error
 from alignsphere.cli.main import UsageError
 
 
@@ -101,19 +104,23 @@ def run(args: argparse.Namespace) -> int:
                     f"finished, {len(summary.failed)} failed, in {summary.wall_seconds:.0f} s"
                 )
                 if summary.interrupted:
+                    command = shlex.join(
+                        ["alignsphere", *getattr(args, "argv", sys.argv[1:])]
+                    )
                     print(
-                        "interrupted: finished trials are saved; rerun the same command "
-                        "to run the rest"
+                        f"alignsphere study: interrupted; finished trials are saved in "
+                        f"{folder / 'results'}. To run the rest, rerun: {command}",
+                        file=sys.stderr,
                     )
                     return 130
             report = build_report(folder)
     except StudyError as error:
         raise UsageError(str(error)) from None
-    except PermissionError as error:
-        raise UsageError(
-            f"cannot write to {error.filename or folder}: permission denied; choose a "
-            "writable --output folder"
-        ) from None
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        hint = "finished trials are kept and skipped"
+        raise output_write_error(error, folder, hint) from None
     except ValueError as error:
         raise UsageError(str(error)) from None
 

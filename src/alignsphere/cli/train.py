@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
+import sys
 import textwrap
 import typing
+from pathlib import Path
 
+from alignsphere.cli.errors import WRITE_ERRNOS, output_write_error
 from alignsphere.cli.main import UsageError
 
 _EPILOG_HEAD = """\
@@ -21,6 +25,7 @@ overrides:
 resume:
   If OUTPUT/checkpoints/last.ckpt exists, training continues from it (weights,
   optimizer, schedule and epoch), loaded with torch.load(weights_only=True).
+  A truncated last.ckpt is skipped for the newest whole epoch=NNN.ckpt.
 
 multi-GPU:
   torchrun --nproc-per-node 4 -m alignsphere.cli.main train --config NAME ...
@@ -100,6 +105,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rerun_command(args: argparse.Namespace) -> str:
+    return shlex.join(["alignsphere", *getattr(args, "argv", sys.argv[1:])])
+
+
 def _is_rank_zero() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
@@ -112,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from alignsphere.training.checkpoint import CheckpointError
     from alignsphere.training.config import ConfigError, dump_config, load_config
-    from alignsphere.training.run import last_checkpoint_path, train
+    from alignsphere.training.run import find_resume_checkpoint, train
 
     overrides = list(args.overrides)
     if args.data_root is not None:
@@ -125,9 +134,12 @@ def run(args: argparse.Namespace) -> int:
         print(dump_config(config), end="")
         return 0
 
-    last = last_checkpoint_path(args.output)
-    if _is_rank_zero() and not args.no_resume and last.is_file():
-        print(f"resuming from {last}")
+    try:
+        resume_path = None if args.no_resume else find_resume_checkpoint(args.output)
+    except CheckpointError as error:
+        raise UsageError(str(error)) from None
+    if _is_rank_zero() and resume_path is not None:
+        print(f"resuming from {resume_path}")
     try:
         result = train(
             config,
@@ -139,6 +151,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     except (DatasetNotFoundError, CorruptImageError, InvalidDatasetFileError) as error:
         raise UsageError(str(error)) from None
+    except KeyboardInterrupt:
+        print(
+            f"alignsphere train: interrupted; the last finished epoch is saved in "
+            f"{Path(args.output) / 'checkpoints'}. To resume, rerun: "
+            f"{_rerun_command(args)}",
+            file=sys.stderr,
+        )
+        return 130
+    except OSError as error:
+        if error.errno not in WRITE_ERRNOS:
+            raise
+        hint = "a run resumes from its last whole checkpoint"
+        raise output_write_error(error, args.output, hint) from None
     if _is_rank_zero():
         print(f"trained {result.epochs} epochs into {result.output_dir}")
         print(f"  encoder:    {result.encoder_path}")

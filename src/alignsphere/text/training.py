@@ -127,6 +127,7 @@ def fit_text(
         _is_rank_zero,
         build_trainer,
         last_checkpoint_path,
+        reraise_interrupt,
     )
 
     if config.method != "simclr":
@@ -146,7 +147,7 @@ def fit_text(
     trainer = build_trainer(
         config, output_dir, all_callbacks, progress_bar=progress_bar
     )
-    with checkpoint_safe_globals():
+    with checkpoint_safe_globals(), reraise_interrupt(trainer):
         trainer.fit(module, datamodule=data, ckpt_path=resume_path, weights_only=True)
     return TrainResult(
         output_dir=output_dir,

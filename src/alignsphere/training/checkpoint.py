@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,69 @@ ENCODER_FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, unreadable, unsafe, or of another model."""
+
+
+class IncompleteCheckpointError(CheckpointError):
+    """A checkpoint file is not a whole ``torch.save`` archive, such as a truncated one.
+
+    A resume may fall back to an older checkpoint on this error, but never on a
+    checkpoint rejected as unsafe.
+    """
+
+
+def save_atomically(content: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``torch.save(content)`` to ``path`` so that no reader sees part of a file.
+
+    The bytes go to a hidden temporary file in the same folder, are flushed to
+    disk with ``fsync``, and replace ``path`` with ``os.replace``, which is
+    atomic on one POSIX file system. A process killed at any point leaves the
+    previous ``path`` whole, plus at most a stale ``.NAME.tmp`` file that the
+    next save overwrites. A failed write (a full disk, for example) removes the
+    temporary file and raises the ``OSError``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as file:
+            torch.save(content, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException as error:
+        temporary.unlink(missing_ok=True)
+        # torch.save reports a failed write, such as a full disk, as a
+        # RuntimeError of its zip writer, with the OSError as its context.
+        if isinstance(error, RuntimeError) and isinstance(error.__context__, OSError):
+            raise error.__context__ from None
+        raise
+    # Persist the rename itself, so a power loss cannot bring the old file back.
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoint IO that writes each file with :func:`save_atomically`.
+
+    Lightning 2.6's ``TorchCheckpointIO`` writes through an fsspec transaction
+    whose temporary file lives in the system temp folder. When that folder is on
+    another file system than the run, the final move is a copy into the target
+    path, and a kill during the copy leaves a truncated ``last.ckpt``.
+    """
+
+    def save_checkpoint(
+        self,
+        checkpoint: dict[str, Any],
+        path: str | os.PathLike[str],
+        storage_options: Any | None = None,
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} does not support storage_options")
+        save_atomically(checkpoint, path)
 
 
 @contextlib.contextmanager
@@ -76,14 +140,16 @@ def check_checkpoint(path: str | os.PathLike[str]) -> Path:
             "file written by alignsphere train"
         )
     if not zipfile.is_zipfile(path):
-        raise CheckpointError(
+        raise IncompleteCheckpointError(
             f"checkpoint {path} is not a PyTorch checkpoint (not a zip archive "
             "written by torch.save); it may be truncated or of another format"
         )
     try:
         found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except (RuntimeError, ValueError, pickle.UnpicklingError) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from None
+        raise IncompleteCheckpointError(
+            f"checkpoint {path} cannot be read: {error}"
+        ) from None
     allowed = {_global_name(item) for item in CHECKPOINT_SAFE_GLOBALS}
     unsafe = [name for name in found if name not in allowed]
     if unsafe:
@@ -128,7 +194,9 @@ def load_checkpoint(
             f"{first_line}. Nothing was loaded"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"checkpoint {path} cannot be read: {error}") from None
+        raise IncompleteCheckpointError(
+            f"checkpoint {path} cannot be read: {error}"
+        ) from None
     if not isinstance(content, dict):
         raise CheckpointError(
             f"checkpoint {path} contains a {type(content).__name__}, expected a dict"
@@ -155,8 +223,6 @@ def save_encoder_file(
     Returns:
         The written path.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
     content = {
         "format": ENCODER_FORMAT,
@@ -164,10 +230,7 @@ def save_encoder_file(
         "config": dict(config),
         "state_dict": state,
     }
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(content, temporary)
-    os.replace(temporary, path)
-    return path
+    return save_atomically(content, path)
 
 
 def read_encoder_checkpoint(path: str | os.PathLike[str]) -> tuple[dict, dict]:

@@ -5,6 +5,7 @@ Layout of the output folder::
     OUTPUT/config.yaml              the resolved config of the run
     OUTPUT/checkpoints/last.ckpt    written at the end of every epoch (resume)
     OUTPUT/checkpoints/epoch=NNN.ckpt   the latest epoch's checkpoint
+    OUTPUT/checkpoints/.NAME.tmp    a checkpoint being written; renamed when whole
     OUTPUT/encoder.pt               weights and config, written when training ends
     OUTPUT/tensorboard/             TensorBoard event files
     OUTPUT/csv/version_N/metrics.csv   the same values as CSV, one file per start
@@ -12,9 +13,10 @@ Layout of the output folder::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +27,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from alignsphere.training.callbacks import EncoderExport, HeldOutMetricsCallback
 from alignsphere.training.checkpoint import (
+    AtomicCheckpointIO,
     CheckpointError,
+    IncompleteCheckpointError,
+    check_checkpoint,
     checkpoint_safe_globals,
     load_checkpoint,
 )
@@ -70,6 +75,46 @@ def last_checkpoint_path(output_dir: str | os.PathLike[str]) -> Path:
     return Path(output_dir) / CHECKPOINT_DIR / LAST_CHECKPOINT
 
 
+def _epoch_of(path: Path) -> int:
+    try:
+        return int(path.stem.removeprefix("epoch="))
+    except ValueError:
+        return -1
+
+
+def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
+    """Return the checkpoint that a run in ``output_dir`` resumes from, or None.
+
+    That is ``checkpoints/last.ckpt`` when it is a whole checkpoint. When it is
+    truncated or empty (a run killed while an older Lightning wrote it, or a
+    copy cut short), the newest whole ``epoch=NNN.ckpt`` is used instead.
+    Returns None when ``last.ckpt`` does not exist.
+
+    Raises:
+        CheckpointError: If ``last.ckpt`` is rejected as unsafe (there is no
+            fallback then), or if it is incomplete and no epoch checkpoint is
+            whole.
+    """
+    folder = Path(output_dir) / CHECKPOINT_DIR
+    last = folder / LAST_CHECKPOINT
+    if not last.is_file():
+        return None
+    try:
+        return check_checkpoint(last)
+    except IncompleteCheckpointError as error:
+        problem = error
+    candidates = sorted(folder.glob("epoch=*.ckpt"), key=_epoch_of, reverse=True)
+    for candidate in candidates:
+        try:
+            return check_checkpoint(candidate)
+        except IncompleteCheckpointError:
+            continue
+    raise IncompleteCheckpointError(
+        f"{problem}, and {folder} has no whole epoch=NNN.ckpt to resume from "
+        f"instead; delete {last} or pass --no-resume to start from scratch"
+    )
+
+
 def _is_rank_zero() -> bool:
     # Before the Trainer starts its process group, torchrun's RANK is the only
     # hint of the rank.
@@ -105,6 +150,22 @@ def _check_resumable(path: Path, config: TrainConfig) -> int:
                 "settings or choose another --output folder"
             )
     return int(content.get("epoch", -1)) + 1
+
+
+@contextlib.contextmanager
+def reraise_interrupt(trainer: L.Trainer) -> Iterator[None]:
+    """Turn Lightning's exit on Ctrl-C back into ``KeyboardInterrupt``.
+
+    Lightning 2.6 catches ``KeyboardInterrupt`` in ``Trainer.fit``, tears the
+    run down and calls ``sys.exit(1)``, so a caller could not tell it from a
+    failure nor print how to resume.
+    """
+    try:
+        yield
+    except SystemExit:
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
 
 
 def build_module(config: TrainConfig) -> HypersphereModule:
@@ -167,6 +228,7 @@ def build_trainer(
             LearningRateMonitor(logging_interval="epoch"),
             checkpoint,
         ],
+        plugins=[AtomicCheckpointIO()],
     )
 
 
@@ -182,7 +244,10 @@ def train(
 
     With ``resume`` (the default) and an existing ``OUTPUT/checkpoints/last.ckpt``,
     the run continues from that checkpoint: weights, optimizer and scheduler
-    state, and the epoch counter. The checkpoint is loaded with
+    state, and the epoch counter. A truncated ``last.ckpt`` is skipped, with a
+    warning, for the newest whole ``epoch=NNN.ckpt`` (see
+    :func:`find_resume_checkpoint`). Every checkpoint is written to a
+    temporary file and renamed, so a kill never leaves a partly written one. The checkpoint is loaded with
     ``weights_only=True``, after a check that it names no type outside the
     allow-list and that its model and data settings match ``config``. The data
     order and the views depend only on the seed, the epoch and the batch index.
@@ -202,15 +267,22 @@ def train(
         A :class:`TrainResult`.
 
     Raises:
-        CheckpointError: If ``last.ckpt`` is unsafe, unreadable, or of another
-            model or dataset.
+        CheckpointError: If ``last.ckpt`` is unsafe, or of another model or
+            dataset, or if it and every epoch checkpoint are incomplete.
         alignsphere.data.DatasetNotFoundError: If the data is missing.
     """
     config.validate()
     output_dir = Path(output_dir)
     last = last_checkpoint_path(output_dir)
-    resume_path = last if resume and last.is_file() else None
+    resume_path = find_resume_checkpoint(output_dir) if resume else None
     if resume_path is not None:
+        if resume_path != last:
+            logger.warning(
+                "%s is incomplete (truncated or empty); resuming from %s, the "
+                "newest whole checkpoint",
+                last,
+                resume_path,
+            )
         epoch = _check_resumable(resume_path, config)
         logger.info("resuming from %s (epoch %d completed)", resume_path, epoch)
 
@@ -246,7 +318,7 @@ def train(
     )
     # NOTE: Trainer.fit takes weights_only from Lightning 2.6.0 on; older
     # releases reject the argument, so the project needs lightning>=2.6.
-    with checkpoint_safe_globals():
+    with checkpoint_safe_globals(), reraise_interrupt(trainer):
         trainer.fit(
             module,
             datamodule=data,
