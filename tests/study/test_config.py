@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from alignsphere.study.config import StudyConfigError, load_study, objective_family, parse_study
+from alignsphere.study.config import (
+    StudyConfigError,
+    load_study,
+    objective_family,
+    parse_study,
+)
 
 
 def test_bundled_digits_study_has_sixteen_or_more_encoders():
@@ -16,7 +21,10 @@ def test_bundled_digits_study_has_sixteen_or_more_encoders():
 
 
 def test_trial_ids_are_stable_and_distinct():
-    data = {"base": "digits", "grid": {"objective": ["1*align + 1*uniform", "1*contrastive"], "seed": [0, 1]}}
+    data = {
+        "base": "digits",
+        "grid": {"objective": ["1*align + 1*uniform", "1*contrastive"], "seed": [0, 1]},
+    }
     first = [t.trial_id for t in parse_study(data).trials()]
     second = [t.trial_id for t in parse_study(data).trials()]
     assert first == second
@@ -30,11 +38,17 @@ def test_random_sweep_is_reproducible():
             "num_samples": 5,
             "seed": 3,
             "objective": "{w}*align(alpha={alpha}) + 1*uniform(t={t})",
-            "space": {"w": {"loguniform": [0.1, 10]}, "alpha": {"choice": [1, 2]}, "t": {"uniform": [1, 4]}},
+            "space": {
+                "w": {"loguniform": [0.1, 10]},
+                "alpha": {"choice": [1, 2]},
+                "t": {"uniform": [1, 4]},
+            },
         },
     }
     trials = parse_study(data).trials()
-    assert [t.objective for t in trials] == [t.objective for t in parse_study(data).trials()]
+    assert [t.objective for t in trials] == [
+        t.objective for t in parse_study(data).trials()
+    ]
     assert len(trials) == 5
 
 
@@ -43,16 +57,38 @@ def test_random_sweep_is_reproducible():
     [
         ({"grid": {"objective": ["1*align"]}}, "no 'base'"),
         ({"base": "digits"}, "defines no trials"),
-        ({"base": "digits", "grid": {"objective": ["1*alignn"]}}, "unknown objective term 'alignn'"),
-        ({"base": "digits", "grid": {"objective": ["1*align"], "lr": [1]}}, "unknown grid key"),
-        ({"base": "digits", "grid": {"objective": ["1*align"], "max_epochs": [0]}}, "positive integer"),
-        ({"base": "digits", "bogus": 1, "grid": {"objective": ["1*align"]}}, "unknown key"),
         (
-            {"base": "digits", "random": {"num_samples": 2, "objective": "{w}*align", "space": {}}},
+            {"base": "digits", "grid": {"objective": ["1*alignn"]}},
+            "unknown objective term 'alignn'",
+        ),
+        (
+            {"base": "digits", "grid": {"objective": ["1*align"], "lr": [1]}},
+            "unknown grid key",
+        ),
+        (
+            {"base": "digits", "grid": {"objective": ["1*align"], "max_epochs": [0]}},
+            "positive integer",
+        ),
+        (
+            {"base": "digits", "bogus": 1, "grid": {"objective": ["1*align"]}},
+            "unknown key",
+        ),
+        (
+            {
+                "base": "digits",
+                "random": {"num_samples": 2, "objective": "{w}*align", "space": {}},
+            },
             "does not define",
         ),
         (
-            {"base": "digits", "random": {"num_samples": 2, "objective": "{w}*align", "space": {"w": {"normal": [0, 1]}}}},
+            {
+                "base": "digits",
+                "random": {
+                    "num_samples": 2,
+                    "objective": "{w}*align",
+                    "space": {"w": {"normal": [0, 1]}},
+                },
+            },
             "must be one of",
         ),
     ],

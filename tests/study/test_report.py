@@ -46,11 +46,17 @@ def test_fisher_interval_matches_closed_form():
     stats = rank_correlations(x, y)
     rho = stats["spearman"]
     se = math.sqrt((1 + rho**2 / 2) / (20 - 3))
-    assert stats["spearman_low"] == pytest.approx(math.tanh(math.atanh(rho) - 1.959964 * se), abs=1e-6)
-    assert stats["spearman_high"] == pytest.approx(math.tanh(math.atanh(rho) + 1.959964 * se), abs=1e-6)
+    assert stats["spearman_low"] == pytest.approx(
+        math.tanh(math.atanh(rho) - 1.959964 * se), abs=1e-6
+    )
+    assert stats["spearman_high"] == pytest.approx(
+        math.tanh(math.atanh(rho) + 1.959964 * se), abs=1e-6
+    )
     tau = stats["kendall"]
     se_tau = math.sqrt(0.437 / (20 - 4))
-    assert stats["kendall_low"] == pytest.approx(math.tanh(math.atanh(tau) - 1.959964 * se_tau), abs=1e-6)
+    assert stats["kendall_low"] == pytest.approx(
+        math.tanh(math.atanh(tau) - 1.959964 * se_tau), abs=1e-6
+    )
 
 
 def test_constant_column_gives_nan():
@@ -60,7 +66,11 @@ def test_constant_column_gives_nan():
 
 def test_too_few_encoders_verdict():
     n = MIN_ENCODERS - 1
-    results = table([1 - 0.1 * i for i in range(n)], [-1 - 0.1 * i for i in range(n)], [0.1 * i for i in range(n)])
+    results = table(
+        [1 - 0.1 * i for i in range(n)],
+        [-1 - 0.1 * i for i in range(n)],
+        [0.1 * i for i in range(n)],
+    )
     correlations = correlation_table(results)
     assert set(correlations["verdict"]) == {"too few to judge"}
 
@@ -77,12 +87,18 @@ def test_length_confound_reported_within_lengths_and_partial():
             rows_acc.append(base_acc - 0.01 * i)
             rows_len.append(length)
     results = table(rows_align, [-2.0] * 10 + [-3.0] * 10, rows_acc, lengths=rows_len)
-    correlations = correlation_table(results).set_index(["scope", "predictor", "target"])
+    correlations = correlation_table(results).set_index(
+        ["scope", "predictor", "target"]
+    )
     pooled = correlations.loc[("pooled", "-L_align", "linear")]
     assert pooled["spearman"] > 0.5
     for scope in ("10 epochs", "100 epochs"):
-        assert correlations.loc[(scope, "-L_align", "linear")]["spearman"] == pytest.approx(-1.0)
-        assert correlations.loc[(scope, "-L_align", "linear")]["verdict"] == "contradicts"
+        assert correlations.loc[(scope, "-L_align", "linear")][
+            "spearman"
+        ] == pytest.approx(-1.0)
+        assert (
+            correlations.loc[(scope, "-L_align", "linear")]["verdict"] == "contradicts"
+        )
     partial = correlations.loc[("partial, given length", "-L_align", "linear")]
     assert partial["spearman"] < 0
 

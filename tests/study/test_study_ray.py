@@ -37,16 +37,37 @@ def write_study(tmp_path: Path, objectives: list[str]) -> Path:
 
 def study_command(config: Path, output: Path) -> list[str]:
     return [
-        sys.executable, "-m", "alignsphere.cli.main", "study",
-        "--config", str(config), "--output", str(output),
-        "--num-cpus", "2", "--no-progress",
+        sys.executable,
+        "-m",
+        "alignsphere.cli.main",
+        "study",
+        "--config",
+        str(config),
+        "--output",
+        str(output),
+        "--num-cpus",
+        "2",
+        "--no-progress",
     ]
 
 
 def test_two_trials_on_local_ray(tmp_path, capsys):
-    config = write_study(tmp_path, ["1*align(alpha=2) + 1*uniform(t=2)", "1*contrastive(tau=0.2)"])
+    config = write_study(
+        tmp_path, ["1*align(alpha=2) + 1*uniform(t=2)", "1*contrastive(tau=0.2)"]
+    )
     output = tmp_path / "study"
-    code = main(["study", "--config", str(config), "--output", str(output), "--num-cpus", "2", "--no-progress"])
+    code = main(
+        [
+            "study",
+            "--config",
+            str(config),
+            "--output",
+            str(output),
+            "--num-cpus",
+            "2",
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     results = pd.read_csv(output / "report" / "results.csv")
@@ -58,7 +79,12 @@ def test_two_trials_on_local_ray(tmp_path, capsys):
     assert (output / "report" / "align_uniform.png").is_file()
     assert "too few to judge" in printed
     # A second run finds both trials finished and runs none.
-    assert main(["study", "--config", str(config), "--output", str(output), "--no-progress"]) == 0
+    assert (
+        main(
+            ["study", "--config", str(config), "--output", str(output), "--no-progress"]
+        )
+        == 0
+    )
     assert "0 trials run now, 2 already finished" in capsys.readouterr().out
 
 
@@ -87,7 +113,9 @@ def test_killed_study_resumes_without_loss_or_repeat(tmp_path):
     assert finished_before, "no trial finished within 300 s"
 
     # A second study on the same folder while the first runs: rejected.
-    second = subprocess.run(study_command(config, output), env=env, capture_output=True, text=True)
+    second = subprocess.run(
+        study_command(config, output), env=env, capture_output=True, text=True
+    )
     assert second.returncode == 2
     assert "another study is running" in second.stderr
 
@@ -96,7 +124,9 @@ def test_killed_study_resumes_without_loss_or_repeat(tmp_path):
     finished_before = {p.name: p.read_bytes() for p in results.glob("*.json")}
     assert len(finished_before) < len(objectives), "the study finished before the kill"
 
-    resumed = subprocess.run(study_command(config, output), env=env, capture_output=True, text=True)
+    resumed = subprocess.run(
+        study_command(config, output), env=env, capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"{len(finished_before)} already finished" in resumed.stdout
     after = {p.name: p.read_bytes() for p in results.glob("*.json")}
