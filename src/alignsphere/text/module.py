@@ -9,13 +9,12 @@ import lightning as L
 import torch
 from torch import nn
 
-from alignsphere.distributed import world_size
 from alignsphere.losses import ObjectiveOutput, parse_objective
 from alignsphere.metrics import alignment, uniformity, uniformity_optimum
 from alignsphere.text.encoder import GRUSentenceEncoder
 from alignsphere.text.vocab import Vocabulary
 from alignsphere.training.config import HeldOutConfig, ModelConfig, TrainConfig
-from alignsphere.training.module import build_optimizer
+from alignsphere.training.module import lightning_optimizers, log_objective
 
 logger = logging.getLogger(__name__)
 
@@ -92,38 +91,11 @@ class TextModule(L.LightningModule):
     ) -> torch.Tensor:
         first, second = batch
         output = self.compute_objective(first, second)
-        batch_size = first.shape[0]
-        sync = world_size() > 1
-        self.log(
-            "train/loss",
-            output.total,
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch_size,
-            sync_dist=sync,
-        )
-        for name, value in output.terms.items():
-            self.log(
-                f"train/{name}",
-                value,
-                on_step=True,
-                on_epoch=True,
-                batch_size=batch_size,
-                sync_dist=sync,
-            )
+        log_objective(self, output, first.shape[0])
         return output.total
 
     def configure_optimizers(self) -> Any:
-        optimizer, scheduler = build_optimizer(
-            self.encoder.parameters(), self.train_config
-        )
-        if scheduler is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        return lightning_optimizers(self.encoder.parameters(), self.train_config)
 
 
 @torch.no_grad()

@@ -80,6 +80,42 @@ def build_optimizer(
     return optimizer, scheduler
 
 
+def lightning_optimizers(parameters: Any, config: TrainConfig) -> Any:
+    """Return :func:`build_optimizer`'s result in ``configure_optimizers`` form."""
+    optimizer, scheduler = build_optimizer(parameters, config)
+    if scheduler is None:
+        return optimizer
+    return {
+        "optimizer": optimizer,
+        "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+    }
+
+
+def log_objective(
+    module: L.LightningModule, output: ObjectiveOutput, batch_size: int
+) -> None:
+    """Log ``train/loss`` and each ``train/<term>`` per step and as epoch means."""
+    sync = world_size() > 1
+    module.log(
+        "train/loss",
+        output.total,
+        on_step=True,
+        on_epoch=True,
+        prog_bar=True,
+        batch_size=batch_size,
+        sync_dist=sync,
+    )
+    for name, value in output.terms.items():
+        module.log(
+            f"train/{name}",
+            value,
+            on_step=True,
+            on_epoch=True,
+            batch_size=batch_size,
+            sync_dist=sync,
+        )
+
+
 class HypersphereModule(L.LightningModule):
     """Train an encoder on positive pairs with an alignment/uniformity objective.
 
@@ -155,35 +191,8 @@ class HypersphereModule(L.LightningModule):
         images, _ = batch
         view1, view2 = self.make_views(images, batch_idx)
         output = self.compute_objective(view1, view2)
-        batch_size = images.shape[0]
-        sync = world_size() > 1
-        self.log(
-            "train/loss",
-            output.total,
-            on_step=True,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=batch_size,
-            sync_dist=sync,
-        )
-        for name, value in output.terms.items():
-            self.log(
-                f"train/{name}",
-                value,
-                on_step=True,
-                on_epoch=True,
-                batch_size=batch_size,
-                sync_dist=sync,
-            )
+        log_objective(self, output, images.shape[0])
         return output.total
 
     def configure_optimizers(self) -> Any:
-        optimizer, scheduler = build_optimizer(
-            self.encoder.parameters(), self.train_config
-        )
-        if scheduler is None:
-            return optimizer
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        return lightning_optimizers(self.encoder.parameters(), self.train_config)
