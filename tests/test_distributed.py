@@ -129,7 +129,7 @@ def test_objective_uneven_batches(tmp_path):
         assert result["uniform"].item() == pytest.approx(
             out.terms["uniform"].item(), rel=1e-12
         )
-    # Sum over ranks: the uniform term counts twice (each rank holds the
+    # Sum over ranks: the uniform term counts twice (each rank computes the
     # global value) and the contrastive term once per anchor, weighted by
     # 1/n_rank instead of 1/N. Rebuild that target in one process.
     uniform_part = torch.autograd.grad(out.terms["uniform"], weight, retain_graph=True)[

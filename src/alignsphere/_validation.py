@@ -11,8 +11,8 @@ import math
 import torch
 
 # Largest accepted deviation of a row's L2 norm from 1, by dtype. Rounding each
-# coordinate of a unit vector to float16 moves the norm by up to about 5e-4 and a
-# normalisation computed in float16 by about 1e-3; bfloat16 keeps 8 bits of
+# coordinate of a unit vector to float16 moves the norm by up to about 5e-4, and a
+# normalisation computed in float16 by about 1e-3. bfloat16 keeps 8 bits of
 # mantissa, so its rounding moves the norm by up to about 1e-2. The bounds leave
 # room for that and still reject a row of norm 1.05.
 UNIT_NORM_TOLERANCE = {

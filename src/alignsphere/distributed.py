@@ -6,7 +6,7 @@ rows' direct terms. :func:`gather_with_grad` fixes that: its backward sums, over
 all ranks, the gradient that each rank's loss sends to a given rank's rows
 (an all-reduce of the gathered gradient) and hands every rank the slice of its
 own rows. With DDP averaging parameter gradients over W ranks, the update then
-equals that of one process that holds the whole batch and minimises the mean
+equals that of one process that has the whole batch and minimises the mean
 of the W per-rank losses.
 """
 
@@ -45,7 +45,7 @@ class _GatherWithGrad(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        # Every rank holds d(its loss)/d(all rows). Summing over ranks gives
+        # Every rank has d(its loss)/d(all rows). Summing over ranks gives
         # d(sum of losses)/d(all rows); each rank keeps its own rows.
         grad = grad.contiguous()
         dist.all_reduce(grad, op=dist.ReduceOp.SUM)

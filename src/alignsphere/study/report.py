@@ -120,7 +120,7 @@ def correlation_table(results: Any, *, confidence: float = 0.95) -> Any:
 
     Returns:
         A DataFrame with one row per scope, predictor and target, and a
-        ``verdict`` column that says "too few to judge" below
+        ``verdict`` column that reads "too few to judge" below
         :data:`MIN_ENCODERS` encoders.
     """
     import pandas as pd

@@ -112,7 +112,7 @@ def finished_results(folder: Path) -> dict[str, dict[str, Any]]:
 
 @dataclass
 class StudyRun:
-    """What one invocation did: trials run now, skipped, failed, and the wall time."""
+    """Summary of one invocation: trials run now, skipped and failed, wall time."""
 
     total: int
     skipped: int
