@@ -1,4 +1,4 @@
-"""Shared fixtures: the real data folder named by ALIGNSPHERE_TEST_DATA and CIFAR-10 JPEGs."""
+"""Shared fixtures: the real data named by ALIGNSPHERE_TEST_DATA, CIFAR-10 JPEGs and text."""
 
 from __future__ import annotations
 
@@ -83,3 +83,28 @@ def cifar10_jpg_root(test_data_dir: Path, tmp_path_factory) -> Path:
                 break
     assert sum(counts.values()) == needed, f"archive held only {dict(counts)}"
     return root
+
+
+def _subfolder(test_data_dir: Path, name: str) -> Path:
+    folder = test_data_dir / name
+    if not folder.is_dir():
+        pytest.fail(f"{folder} is missing from ALIGNSPHERE_TEST_DATA={test_data_dir}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def gutenberg_dir(test_data_dir: Path) -> Path:
+    """Sixteen Project Gutenberg novels as they were downloaded."""
+    return _subfolder(test_data_dir, "gutenberg")
+
+
+@pytest.fixture(scope="session")
+def senteval_dir(test_data_dir: Path) -> Path:
+    """The original release files of MR, CR, SUBJ, MPQA and TREC."""
+    return _subfolder(test_data_dir, "senteval")
+
+
+@pytest.fixture(scope="session")
+def stsb_dir(test_data_dir: Path) -> Path:
+    """STS Benchmark train, dev and test files."""
+    return _subfolder(test_data_dir, "stsb")

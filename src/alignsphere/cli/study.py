@@ -53,6 +53,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="data folder of every trial (sets data.root; not part of the trial ids)",
     )
     parser.add_argument(
+        "--eval-data",
+        default=None,
+        metavar="DIR",
+        help="text studies: folder of the SentEval release files (sets evaluation.data)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="rebuild the report from finished trials without running any",
@@ -83,6 +89,23 @@ def run(args: argparse.Namespace) -> int:
             f"--data-root {args.data_root} is not a folder; give the folder that "
             "holds the dataset"
         )
+    if args.eval_data is not None and not Path(args.eval_data).is_dir():
+        raise UsageError(
+            f"--eval-data {args.eval_data} is not a folder; give the folder of the "
+            "SentEval release files (rt-polarity.pos, custrev.pos, TREC.train, ...)"
+        )
+    if study.kind == "text" and not args.report_only:
+        senteval = args.eval_data or study.evaluation.get("data")
+        if senteval is None:
+            raise UsageError(
+                "a text study needs the SentEval release files: pass --eval-data DIR "
+                "or set evaluation.data in the study YAML"
+            )
+        if not Path(senteval).is_dir():
+            raise UsageError(
+                f"evaluation.data {senteval} is not a folder; give the folder of the "
+                "SentEval release files with --eval-data DIR"
+            )
     folder = Path(args.output)
     trials = study.trials()
     try:
@@ -97,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
                     num_cpus=args.num_cpus,
                     cpus_per_trial=args.cpus_per_trial,
                     data_root=args.data_root,
+                    eval_data=args.eval_data,
                     progress=not args.no_progress,
                 )
                 print(
@@ -129,11 +153,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(results)} encoders; rank correlation of each metric with accuracy:")
     print(format_correlations(report["correlations"]))
     print()
-    print("best encoder of each objective family (linear probe on the output):")
-    for row in report["best"].itertuples():
+    best = report["best"]
+    text = any(column.startswith("senteval_") for column in best.columns)
+    if text:
+        print("best encoder of each objective family (mean SentEval accuracy):")
+    else:
+        print("best encoder of each objective family (linear probe on the output):")
+    for row in best.itertuples():
+        second = "" if text else f"  5-NN {_percent(row.knn_acc)}"
         print(
-            f"  {row.family:<14} {100 * row.linear_acc:6.2f} %  5-NN "
-            f"{100 * row.knn_acc:6.2f} %  {row.objective} (seed {row.seed})"
+            f"  {row.family:<14} {_percent(row.linear_acc)}{second}  "
+            f"{row.objective} (seed {row.seed})"
         )
     print()
     print(f"tables and figures in {folder / 'report'}:")
@@ -161,3 +191,9 @@ def _save_config(name_or_path: str, folder: Path) -> None:
     target = folder / "study.yaml"
     if source.resolve() != target.resolve():
         shutil.copyfile(source, target)
+
+
+def _percent(value: float | None) -> str:
+    if value is None or value != value:
+        return "   n/a  "
+    return f"{100 * value:6.2f} %"

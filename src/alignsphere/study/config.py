@@ -87,6 +87,7 @@ class StudyConfig:
     random: dict[str, Any] | None
     evaluation: dict[str, Any]
     resources: dict[str, Any]
+    kind: str = "image"
 
     def trials(self) -> list[Trial]:
         """Return the study's trials in a fixed order, without duplicates."""
@@ -175,15 +176,72 @@ def parse_study(
         raise StudyConfigError(
             f"{source} defines no trials: add a 'grid' or a 'random' section"
         )
+    overrides = dict(data.get("overrides") or {})
+    evaluation = dict(data.get("evaluation") or {})
+    kind = _check_base_and_evaluation(str(data["base"]), overrides, evaluation)
     return StudyConfig(
         name=str(data.get("name", "study")),
         base=str(data["base"]),
-        overrides=dict(data.get("overrides") or {}),
+        overrides=overrides,
         grid=grid,
         random=dict(sweep) if sweep else None,
-        evaluation=dict(data.get("evaluation") or {}),
+        evaluation=evaluation,
         resources=dict(data.get("resources") or {}),
+        kind=kind,
     )
+
+
+def _check_base_and_evaluation(
+    base: str, overrides: Mapping[str, Any], evaluation: Mapping[str, Any]
+) -> str:
+    """Load the base config with the study's overrides and check ``evaluation``.
+
+    Returns ``text`` or ``image``, the kind of the study.
+
+    Image studies take :class:`~alignsphere.evaluation.EvaluationSettings`
+    fields, text studies (``data.name: text``) take
+    :class:`~alignsphere.text.senteval.SentEvalSettings` fields, so that a typo
+    fails here and not in every trial.
+    """
+    from dataclasses import fields
+
+    from alignsphere.training.config import (
+        ConfigError,
+        apply_overrides,
+        config_from_dict,
+        read_config_file,
+    )
+
+    try:
+        values = apply_overrides(
+            read_config_file(base),
+            [f"{key}={json.dumps(value)}" for key, value in overrides.items()],
+        )
+        # --data-root supplies the data folder when the study runs.
+        data = values.setdefault("data", {})
+        if isinstance(data, dict) and data.get("root") is None:
+            data["root"] = "."
+        config = config_from_dict(values)
+    except ConfigError as error:
+        raise StudyConfigError(
+            f"base {base!r} with the study's overrides: {error}"
+        ) from None
+    if config.data.name == "text":
+        from alignsphere.text.senteval import SentEvalSettings as settings_type
+    else:
+        from alignsphere.evaluation.report import EvaluationSettings as settings_type
+    valid = sorted(f.name for f in fields(settings_type))
+    unknown = sorted(set(evaluation) - set(valid))
+    kind = "text" if config.data.name == "text" else "image"
+    if unknown:
+        raise StudyConfigError(
+            f"unknown evaluation key(s) {unknown} for a {kind} study; valid: {valid}"
+        )
+    try:
+        settings_type(**evaluation).validate()
+    except (TypeError, ValueError) as error:
+        raise StudyConfigError(f"evaluation: {error}") from None
+    return kind
 
 
 def _check_random(sweep: Any) -> None:
@@ -293,13 +351,17 @@ def load_study(path_or_name: str) -> StudyConfig:
 
 
 def objective_family(spec: str) -> str:
-    """Classify an objective: contrastive, align+uniform, align only, uniform only, mixture."""
+    """Classify an objective.
+
+    The families are contrastive, quick_thought, align+uniform, align only,
+    uniform only, and mixture (a contrastive term with align or uniform).
+    """
     names = {term.name for term in parse_terms(spec) if term.weight > 0}
-    contrastive = bool(names & {"contrastive", "contrastive_queue"})
+    contrastive = bool(names & {"contrastive", "contrastive_queue", "quick_thought"})
     align = "align" in names
     uniform = bool(names & {"uniform", "uniform_queue"})
     if contrastive and not (align or uniform):
-        return "contrastive"
+        return "quick_thought" if names == {"quick_thought"} else "contrastive"
     if contrastive:
         return "mixture"
     if align and uniform:

@@ -33,6 +33,26 @@ PREDICTORS = {
 TARGETS = {"linear": "linear_acc", "5-NN": "knn_acc"}
 
 
+def targets_of(results: Any) -> dict[str, str]:
+    """Return the accuracy columns of ``results`` that have values, by label.
+
+    An image study has ``linear_acc`` and ``knn_acc``. A text study has
+    ``linear_acc``, the mean SentEval accuracy, labelled ``SentEval``, and one
+    ``senteval_<TASK>`` column per task, labelled with the task's name.
+    """
+    tasks = [c for c in results.columns if c.startswith("senteval_")]
+    if tasks:
+        targets = {"SentEval": "linear_acc"}
+        targets |= {c.removeprefix("senteval_"): c for c in tasks}
+    else:
+        targets = dict(TARGETS)
+    return {
+        label: column
+        for label, column in targets.items()
+        if column in results and results[column].notna().any()
+    }
+
+
 def _fisher_interval(r: float, se: float, confidence: float) -> tuple[float, float]:
     if not math.isfinite(r) or not math.isfinite(se):
         return math.nan, math.nan
@@ -137,9 +157,7 @@ def correlation_table(results: Any, *, confidence: float = 0.95) -> Any:
     for scope, frame, partial in scopes:
         for predictor, columns in PREDICTORS.items():
             x = (-frame[list(columns)].sum(axis=1)).tolist()
-            for target_name, column in TARGETS.items():
-                if column not in frame:
-                    continue
+            for target_name, column in targets_of(results).items():
                 y = frame[column].tolist()
                 control = frame["max_epochs"].tolist() if partial else None
                 stats = rank_correlations(x, y, control, confidence=confidence)
@@ -183,6 +201,7 @@ def best_per_family(results: Any) -> Any:
         "max_epochs",
         "linear_acc",
         "knn_acc",
+        *sorted(c for c in best.columns if c.startswith("senteval_")),
         "align",
         "uniform",
     ]
@@ -247,22 +266,36 @@ def write_figures(results: Any, folder: Path) -> list[Path]:
             s=46,
             label=family,
         )
-    fig.colorbar(points, ax=ax, label="linear probe accuracy (%)")
+    text = "SentEval" in targets_of(results)
+    accuracy = "mean SentEval accuracy" if text else "linear probe accuracy"
+    held_out = "held-out sentence pairs" if text else "test pairs"
+    fig.colorbar(points, ax=ax, label=f"{accuracy} (%)")
     ax.set_xlabel(
-        r"$\mathcal{L}_\mathrm{uniform}$ on test features (t = 2, lower is better)"
+        r"$\mathcal{L}_\mathrm{uniform}$ on "
+        + ("held-out sentences" if text else "test features")
+        + " (t = 2, lower is better)"
     )
     ax.set_ylabel(
-        r"$\mathcal{L}_\mathrm{align}$ on test pairs ($\alpha$ = 2, lower is better)"
+        r"$\mathcal{L}_\mathrm{align}$ on "
+        + held_out
+        + r" ($\alpha$ = 2, lower is better)"
     )
-    ax.set_title(f"{len(results)} encoders: metrics and linear accuracy")
+    kind = "SentEval" if text else "linear"
+    ax.set_title(f"{len(results)} encoders: metrics and {kind} accuracy")
     ax.legend(fontsize=7, loc="best")
     paths += _save(fig, folder / "align_uniform")
     plt.close(fig)
 
+    targets = targets_of(results)
     fig, axes = plt.subplots(
-        2, 3, figsize=(10, 6), constrained_layout=True, sharey="row"
+        len(targets),
+        3,
+        figsize=(10, 0.5 + 2.75 * len(targets)),
+        constrained_layout=True,
+        sharey="row",
+        squeeze=False,
     )
-    for row, (target_name, column) in enumerate(TARGETS.items()):
+    for row, (target_name, column) in enumerate(targets.items()):
         for col, (predictor, columns) in enumerate(PREDICTORS.items()):
             ax = axes[row, col]
             loss = results[list(columns)].sum(axis=1)

@@ -152,6 +152,7 @@ def run_study(
     num_cpus: int | None = None,
     cpus_per_trial: int | None = None,
     data_root: str | None = None,
+    eval_data: str | None = None,
     progress: bool = True,
 ) -> StudyRun:
     """Run every unfinished trial of ``study`` and write its result file.
@@ -167,6 +168,8 @@ def run_study(
             many trials at once as there are cores without oversubscribing them.
         data_root: Data folder of every trial, overriding the base config's
             ``data.root``; not part of the trial ids.
+        eval_data: Evaluation data folder (SentEval release files) of a text
+            study, overriding its ``evaluation.data``.
         progress: Show a progress bar over trials.
 
     Returns:
@@ -183,7 +186,15 @@ def run_study(
     if per_trial < 1:
         raise StudyError(f"cpus_per_trial must be >= 1, got {per_trial}")
     completed, failed, interrupted = _run_on_ray(
-        study, folder, pending, address, num_cpus, per_trial, data_root, progress
+        study,
+        folder,
+        pending,
+        address,
+        num_cpus,
+        per_trial,
+        data_root,
+        eval_data,
+        progress,
     )
     return StudyRun(
         total=len(trials),
@@ -203,6 +214,7 @@ def _run_on_ray(
     num_cpus: int | None,
     per_trial: int,
     data_root: str | None,
+    eval_data: str | None,
     progress: bool,
 ) -> tuple[int, list[str], bool]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -264,6 +276,11 @@ def _run_on_ray(
                 "trial_seconds",
             )
             row |= {key: result.get(key) for key in keys}
+            row |= {
+                key: value
+                for key, value in result.items()
+                if key.startswith("senteval_")
+            }
             write_json_atomic(folder / RESULTS_DIR / f"{trial_id}.json", row)
             completed += 1
             bar.update(1)
@@ -277,7 +294,8 @@ def _run_on_ray(
     param_space = {
         "trial_id": tune.grid_search([t.trial_id for t in pending]),
         "base": study.base,
-        "evaluation": study.evaluation,
+        "evaluation": study.evaluation
+        | ({"data": str(Path(eval_data).resolve())} if eval_data else {}),
         "folder": str(folder.resolve()),
         "threads": per_trial,
         "data_root": str(Path(data_root).resolve()) if data_root else None,

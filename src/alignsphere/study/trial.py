@@ -58,7 +58,10 @@ def run_trial(
     Returns:
         ``linear_acc`` and ``knn_acc`` on the output layer, held-out ``align`` and
         ``uniform``, ``uniform_optimum``, ``epochs``, ``train_seconds`` and
-        ``eval_seconds``.
+        ``eval_seconds``. A text trial (``data.name: text``) has no ``knn_acc``:
+        its ``linear_acc`` is the mean SentEval accuracy, ``senteval_<TASK>``
+        holds each task's, and ``align`` and ``uniform`` are those of the
+        held-out adjacent-sentence pairs after the last epoch.
     """
     import torch
 
@@ -73,6 +76,8 @@ def run_trial(
     start = time.perf_counter()
     result = train(config, run_dir, resume=True, progress_bar=False)
     train_seconds = time.perf_counter() - start
+    if config.data.name == "text":
+        return _evaluate_text_trial(result, evaluation, train_seconds)
 
     start = time.perf_counter()
     encoder, config = load_encoder(result.encoder_path)
@@ -98,3 +103,72 @@ def run_trial(
         "train_seconds": train_seconds,
         "eval_seconds": eval_seconds,
     }
+
+
+def _evaluate_text_trial(
+    result: Any, evaluation: Mapping[str, Any], train_seconds: float
+) -> dict[str, Any]:
+    """SentEval accuracy and held-out pair metrics of a trained text encoder."""
+    from alignsphere.text.models import load_sentence_encoder
+    from alignsphere.text.senteval import SentEvalSettings, evaluate_senteval
+
+    settings = SentEvalSettings(**dict(evaluation))
+    settings.validate()
+    if settings.data is None:
+        raise ValueError(
+            "a text study needs the SentEval folder: set evaluation.data in the "
+            "study YAML or pass --eval-data DIR"
+        )
+    start = time.perf_counter()
+    encode, _ = load_sentence_encoder(
+        result.encoder_path, batch_size=settings.batch_size
+    )
+    scores = evaluate_senteval(
+        encode,
+        settings.data,
+        list(settings.tasks),
+        folds=settings.folds,
+        inner_folds=settings.inner_folds,
+        c_grid=tuple(settings.c_grid),
+        seed=settings.seed,
+        limit=settings.limit,
+    )
+    eval_seconds = time.perf_counter() - start
+    accuracies = {name: score.accuracy / 100 for name, score in scores.items()}
+    heldout = last_heldout_metrics(result.output_dir)
+    return {
+        "linear_acc": sum(accuracies.values()) / len(accuracies),
+        **{f"senteval_{name}": value for name, value in accuracies.items()},
+        "align": heldout.get("heldout/align"),
+        "uniform": heldout.get("heldout/uniform"),
+        "uniform_optimum": heldout.get("heldout/uniform_optimum"),
+        "epochs": result.epochs,
+        "train_seconds": train_seconds,
+        "eval_seconds": eval_seconds,
+    }
+
+
+def last_heldout_metrics(run_dir: str | Path) -> dict[str, float]:
+    """Return the held-out metrics of a run's latest epoch from its CSV logs.
+
+    Every start of a run writes its own ``csv/version_N/metrics.csv``; the row
+    with the highest epoch over all of them is the latest measurement.
+    """
+    import csv
+
+    latest: dict[str, float] = {}
+    latest_epoch = -1
+    for path in sorted(Path(run_dir).glob("csv/version_*/metrics.csv")):
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if not row.get("heldout/align") or not row.get("epoch"):
+                    continue
+                epoch = int(float(row["epoch"]))
+                if epoch >= latest_epoch:
+                    latest_epoch = epoch
+                    latest = {
+                        key: float(value)
+                        for key, value in row.items()
+                        if key.startswith("heldout/") and value
+                    }
+    return latest

@@ -390,3 +390,64 @@ def evaluate_senteval(
         )
         results[task.name] = result
     return results
+
+
+@dataclass
+class SentEvalSettings:
+    """How a text study evaluates each trained encoder with SentEval.
+
+    The fields are the keys of a text study's ``evaluation`` section.
+
+    Attributes:
+        data: Folder of the original release files; ``alignsphere study
+            --eval-data DIR`` sets it on the command line.
+        tasks: Task names, any of :data:`TASKS`.
+        folds: Outer folds of the binary tasks.
+        inner_folds: Inner folds that choose C.
+        c_grid: Candidate values of C.
+        limit: At most this many sentences per task (a stratified subset);
+            None uses all.
+        seed: Seed of the folds and of ``limit``'s subset.
+        batch_size: Sentences per forward pass.
+    """
+
+    data: str | None = None
+    tasks: Sequence[str] = TASKS
+    folds: int = 10
+    inner_folds: int = 10
+    c_grid: Sequence[float] = DEFAULT_C_GRID
+    limit: int | None = None
+    seed: int = 1111
+    batch_size: int = 256
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first invalid field and its valid values."""
+        tasks = [self.tasks] if isinstance(self.tasks, str) else list(self.tasks)
+        unknown = [task for task in tasks if task not in TASKS]
+        if unknown or not tasks:
+            raise ValueError(
+                f"invalid SentEval tasks {unknown or tasks}; valid tasks: "
+                f"{', '.join(TASKS)}"
+            )
+        for name in ("folds", "inner_folds"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+        if not self.c_grid or any(
+            not isinstance(c, int | float) or c <= 0 for c in self.c_grid
+        ):
+            raise ValueError(
+                f"c_grid must be a non-empty list of values > 0, got {self.c_grid!r}"
+            )
+        smallest = self.folds * self.inner_folds
+        if self.limit is not None and (
+            not isinstance(self.limit, int) or self.limit < smallest
+        ):
+            raise ValueError(
+                f"limit must be empty or an integer >= folds x inner_folds = "
+                f"{smallest}, got {self.limit!r}"
+            )
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(
+                f"batch_size must be a positive integer, got {self.batch_size!r}"
+            )
