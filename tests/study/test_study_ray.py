@@ -1,9 +1,10 @@
-"""Real local Ray studies: two tiny trials, a kill and resume, and the lock."""
+"""Real local Ray studies: two tiny trials, a kill or Ctrl-C and resume, the lock."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -136,3 +137,77 @@ def test_killed_study_resumes_without_loss_or_repeat(tmp_path):
     table = pd.read_csv(output / "report" / "results.csv")
     assert sorted(table["trial_id"]) == sorted(Path(n).stem for n in after)
     assert not list(results.glob(".*.tmp"))
+
+
+def running_trial(output: Path) -> str | None:
+    """Return the id of a trial that has a run folder but no result file yet."""
+    finished = {p.stem for p in (output / "results").glob("*.json")}
+    for config in sorted((output / "trials").glob("*/config.yaml")):
+        if config.parent.name not in finished:
+            return config.parent.name
+    return None
+
+
+def test_ctrl_c_during_trial_resumes(tmp_path):
+    """Ctrl-C while a trial runs exits 130, keeps finished results, and resumes.
+
+    SIGINT goes to the study's whole process group, as a terminal's Ctrl-C
+    does. Before the fix, Ray Tune caught it, so the study built a report of
+    the finished trials, printed Tune's Tuner.restore hint and exited 1.
+    """
+    objectives = [
+        "1*align(alpha=2) + 1*uniform(t=2)",
+        "1*contrastive(tau=0.2)",
+        "1*align(alpha=2) + 0.5*uniform(t=2)",
+    ]
+    config = write_study(tmp_path, objectives)
+    output = tmp_path / "study"
+    results = output / "results"
+    command = study_command(config, output) + ["--num-cpus", "1"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
+        process = subprocess.Popen(
+            command, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if list(results.glob("*.json")) and running_trial(output):
+                break
+            assert process.poll() is None, stderr_path.read_text()[-3000:]
+            time.sleep(0.2)
+        else:
+            pytest.fail("no trial finished with another one running within 300 s")
+        os.killpg(process.pid, signal.SIGINT)
+        code = process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    err = stderr_path.read_text()
+    assert code == 130, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("alignsphere study")]
+    assert len(lines) == 1, err[-3000:]
+    assert "interrupted" in lines[0]
+    assert str(results) in lines[0]
+    rerun = shlex.join(["alignsphere", *command[3:]])
+    assert lines[0].endswith(f"rerun: {rerun}")
+    assert "Traceback" not in err
+
+    finished = {p.name: p.read_bytes() for p in results.glob("*.json")}
+    assert 1 <= len(finished) < len(objectives), "the study finished before Ctrl-C"
+    for name, content in finished.items():
+        row = json.loads(content)
+        assert row["trial_id"] == Path(name).stem
+        assert 0 <= row["linear_acc"] <= 1
+    assert not [p.name for p in results.iterdir() if p.suffix != ".json"]
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"{len(finished)} already finished" in resumed.stdout
+    after = {p.name: p.read_bytes() for p in results.glob("*.json")}
+    assert len(after) == len(objectives)
+    for name, content in finished.items():
+        assert after[name] == content, f"{name} was rerun"
+    assert not [p.name for p in results.iterdir() if p.suffix != ".json"]

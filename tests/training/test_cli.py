@@ -332,7 +332,9 @@ def test_train_truncated_last_without_fallback(digits_run, tmp_path, capsys):
     assert "--no-resume" in line
 
 
-def test_train_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
+def test_train_ctrl_c_says_how_to_resume(tmp_path, capsys, caplog, monkeypatch):
+    import signal
+
     from alignsphere.training.module import HypersphereModule
 
     step = HypersphereModule.training_step
@@ -345,7 +347,11 @@ def test_train_ctrl_c_says_how_to_resume(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(HypersphereModule, "training_step", interrupt_at_batch_3)
     output = tmp_path / "run"
     arguments = ["train", "--config", "digits", "--output", str(output), *TRAIN_FAST]
+    handler = signal.getsignal(signal.SIGINT)
     assert main(arguments) == 130
+    # Lightning ignores SIGINT while it tears the run down, then restores it.
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert "Detected KeyboardInterrupt" not in caplog.text
     err = capsys.readouterr().err.splitlines()
     lines = [line for line in err if line.startswith("alignsphere train:")]
     assert len(lines) == 1, err

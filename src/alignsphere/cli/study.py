@@ -128,16 +128,14 @@ def run(args: argparse.Namespace) -> int:
                     f"finished, {len(summary.failed)} failed, in {summary.wall_seconds:.0f} s"
                 )
                 if summary.interrupted:
-                    command = shlex.join(
-                        ["alignsphere", *getattr(args, "argv", sys.argv[1:])]
-                    )
-                    print(
-                        f"alignsphere study: interrupted; finished trials are saved in "
-                        f"{folder / 'results'}. To run the rest, rerun: {command}",
-                        file=sys.stderr,
-                    )
+                    _print_interrupted(args, folder)
                     return 130
             report = build_report(folder)
+    except KeyboardInterrupt:
+        # A Ctrl-C outside Tuner.fit: while Ray starts or shuts down, or while
+        # the report is built.
+        _print_interrupted(args, folder)
+        return 130
     except StudyError as error:
         raise UsageError(str(error)) from None
     except OSError as error:
@@ -177,6 +175,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _print_interrupted(args: argparse.Namespace, folder: Path) -> None:
+    command = shlex.join(["alignsphere", *getattr(args, "argv", sys.argv[1:])])
+    print(
+        f"alignsphere study: interrupted; finished trials are saved in "
+        f"{folder / 'results'}. To run the rest, rerun: {command}",
+        file=sys.stderr,
+    )
 
 
 def _save_config(name_or_path: str, folder: Path) -> None:

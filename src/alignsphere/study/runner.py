@@ -219,6 +219,10 @@ def _run_on_ray(
 ) -> tuple[int, list[str], bool]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    # Ray Tune's own SIGINT handler makes Tuner.fit return normally after a
+    # Ctrl-C and logs a Tuner.restore hint that does not apply here. Without
+    # it, Ctrl-C raises KeyboardInterrupt in fit, which is caught below.
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     import ray
     from ray import tune
     from tqdm.auto import tqdm
@@ -328,4 +332,8 @@ def _run_on_ray(
         bar.close()
         if started_here:
             ray.shutdown()
+    # With TUNE_DISABLE_SIGINT_HANDLER=0 set by the user, Tune ends fit early
+    # on Ctrl-C without raising. Trials that neither finished nor failed show it.
+    if completed + len(failed) < len(pending):
+        interrupted = True
     return completed, failed, interrupted

@@ -152,20 +152,44 @@ def _check_resumable(path: Path, config: TrainConfig) -> int:
     return int(content.get("epoch", -1)) + 1
 
 
+# Loggers that Lightning's rank_zero_info writes to. Importing lightning.fabric
+# or lightning.pytorch points it at that package's logger, so both are filtered.
+_RANK_ZERO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+
+
+class _DropInterruptNotice(logging.Filter):
+    """Filter that drops Lightning's "Detected KeyboardInterrupt" line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ""
+        return not message.lstrip().startswith("Detected KeyboardInterrupt")
+
+
 @contextlib.contextmanager
 def reraise_interrupt(trainer: L.Trainer) -> Iterator[None]:
     """Turn Lightning's exit on Ctrl-C back into ``KeyboardInterrupt``.
 
-    Lightning 2.6 catches ``KeyboardInterrupt`` in ``Trainer.fit``, tears the
-    run down and calls ``sys.exit(1)``, so a caller could not tell it from a
-    failure nor print how to resume.
+    Lightning 2.6 catches ``KeyboardInterrupt`` in ``Trainer.fit``, logs
+    "Detected KeyboardInterrupt, attempting graceful shutdown", tears the run
+    down and calls ``sys.exit(1)``, so a caller could not tell it from a
+    failure nor print how to resume. Inside this block, Lightning's line is
+    dropped, because the caller prints its own.
     """
+    notice_filter = _DropInterruptNotice()
+    for name in _RANK_ZERO_LOGGERS:
+        logging.getLogger(name).addFilter(notice_filter)
     try:
         yield
     except SystemExit:
         if trainer.interrupted:
             raise KeyboardInterrupt from None
         raise
+    finally:
+        for name in _RANK_ZERO_LOGGERS:
+            logging.getLogger(name).removeFilter(notice_filter)
 
 
 def build_module(config: TrainConfig) -> HypersphereModule:
