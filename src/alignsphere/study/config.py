@@ -235,7 +235,7 @@ def _check_base_and_evaluation(
     kind = "text" if config.data.name == "text" else "image"
     if unknown:
         raise StudyConfigError(
-            f"unknown evaluation key(s) {unknown} for a {kind} study; valid: {valid}"
+            f"unknown evaluation key(s) {unknown}; valid for {kind} studies: {valid}"
         )
     try:
         settings_type(**evaluation).validate()
