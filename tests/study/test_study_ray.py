@@ -30,6 +30,17 @@ evaluation: {{probe: fast, knn_k: 5, heldout_images: 128}}
 """
 
 
+def restore_default_sigint() -> None:
+    """Give the child the default SIGINT action, as a terminal's foreground job has.
+
+    A non-interactive shell starts background jobs (``cmd &``) with SIGINT
+    ignored, children inherit that, and Python then installs no
+    KeyboardInterrupt handler, so a test run in the background would
+    otherwise send a signal that nobody receives.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_study(tmp_path: Path, objectives: list[str]) -> Path:
     path = tmp_path / "study.yaml"
     path.write_text(TINY.format(objectives=json.dumps(objectives)))
@@ -168,7 +179,12 @@ def test_ctrl_c_during_trial_resumes(tmp_path):
     stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
         process = subprocess.Popen(
-            command, env=env, stdout=stdout, stderr=stderr, start_new_session=True
+            command,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            preexec_fn=restore_default_sigint,
         )
     try:
         deadline = time.monotonic() + 300
