@@ -127,6 +127,27 @@ def test_text_study_checks_its_evaluation_section():
         parse_study(_text_study({"limit": 50}))
 
 
+@pytest.mark.parametrize(
+    ("evaluation", "message"),
+    [
+        ({"c_grid": [float("nan")]}, "finite numbers > 0"),
+        ({"c_grid": [float("inf")]}, "finite numbers > 0"),
+        ({"c_grid": [0]}, "finite numbers > 0"),
+        ({"c_grid": [True]}, "finite numbers > 0"),
+        ({"c_grid": ["1.0"]}, "finite numbers > 0"),
+        ({"c_grid": 1.0}, "finite numbers > 0"),
+        ({"tasks": "MR"}, "non-empty list of task names"),
+        ({"folds": 1}, "folds must be an integer >= 2"),
+        ({"inner_folds": True}, "inner_folds must be an integer >= 2"),
+        ({"seed": "a"}, "seed must be an integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ],
+)
+def test_text_study_rejects_invalid_values(evaluation, message):
+    with pytest.raises(StudyConfigError, match=message):
+        parse_study(_text_study(evaluation))
+
+
 def test_image_study_checks_its_evaluation_section_and_base():
     grid = {"objective": ["1*align(alpha=2)"]}
     with pytest.raises(StudyConfigError, match=r"unknown evaluation key.*'knn_k'"):
@@ -244,6 +265,8 @@ def test_text_study_without_senteval_folder_fails_before_training(tmp_path, caps
             str(config),
             "--output",
             str(tmp_path / "study"),
+            "--data-root",
+            str(tmp_path),
             "--no-progress",
         ]
     )

@@ -175,3 +175,11 @@ def test_senteval_bad_model(tmp_path, senteval_dir, capsys):
     error = capsys.readouterr().err.strip()
     assert "not found" in error
     assert len(error.splitlines()) == 1
+
+
+def test_evaluate_rejects_text_run(trained_run, capsys):
+    code = main(["evaluate", str(trained_run)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Traceback" not in err
+    assert "is a text encoder; evaluate it with alignsphere senteval" in err

@@ -94,22 +94,23 @@ def run(args: argparse.Namespace) -> int:
             f"--eval-data {args.eval_data} is not a folder; give the folder of the "
             "SentEval release files (rt-polarity.pos, custrev.pos, TREC.train, ...)"
         )
+    if study.needs_data_root and args.data_root is None and not args.report_only:
+        raise UsageError(
+            f"the study's base config {study.base!r} has no data.root; pass "
+            "--data-root DIR with the dataset folder"
+        )
     if study.kind == "text" and not args.report_only:
-        senteval = args.eval_data or study.evaluation.get("data")
-        if senteval is None:
-            raise UsageError(
-                "a text study needs the SentEval release files: pass --eval-data DIR "
-                "or set evaluation.data in the study YAML"
-            )
-        if not Path(senteval).is_dir():
-            raise UsageError(
-                f"evaluation.data {senteval} is not a folder; give the folder of the "
-                "SentEval release files with --eval-data DIR"
-            )
+        _check_senteval_folder(args.eval_data or study.evaluation.get("data"), study)
+    elif args.eval_data is not None:
+        raise UsageError(
+            "--eval-data applies to text studies only; an image study evaluates on "
+            "the test split of its dataset"
+        )
     folder = Path(args.output)
     trials = study.trials()
     try:
         with study_lock(folder):
+            _check_same_settings(study, folder)
             _save_config(args.config, folder)
             if not args.report_only:
                 print(f"study {study.name}: {len(trials)} trials in {folder}")
@@ -130,7 +131,18 @@ def run(args: argparse.Namespace) -> int:
                 if summary.interrupted:
                     _print_interrupted(args, folder)
                     return 130
-            report = build_report(folder)
+                if summary.failures and summary.completed + summary.skipped == 0:
+                    first = next(iter(summary.failures.values()))
+                    raise UsageError(
+                        f"all {len(summary.failures)} trials failed, the first with "
+                        f"{first}; fix the cause and rerun the same command"
+                    )
+                for trial_id, failure in summary.failures.items():
+                    print(
+                        f"alignsphere study: trial {trial_id} failed: {failure}",
+                        file=sys.stderr,
+                    )
+            report = build_report(folder, trial_ids=[t.trial_id for t in trials])
     except KeyboardInterrupt:
         # A Ctrl-C outside Tuner.fit: while Ray starts or shuts down, or while
         # the report is built.
@@ -184,6 +196,63 @@ def _print_interrupted(args: argparse.Namespace, folder: Path) -> None:
         f"{folder / 'results'}. To run the rest, rerun: {command}",
         file=sys.stderr,
     )
+
+
+def _check_senteval_folder(folder: str | None, study) -> None:
+    """Check that every SentEval file the study's tasks read is there."""
+    from alignsphere.text.senteval import BINARY_TASKS, TASKS, TREC_FILES
+
+    if folder is None:
+        raise UsageError(
+            "a text study needs the SentEval release files: pass --eval-data DIR "
+            "or set evaluation.data in the study YAML"
+        )
+    if not Path(folder).is_dir():
+        raise UsageError(
+            f"evaluation.data {folder} is not a folder; give the folder of the "
+            "SentEval release files with --eval-data DIR"
+        )
+    tasks = study.evaluation.get("tasks", TASKS)
+    files = [
+        name
+        for task in tasks
+        for name in (TREC_FILES if task == "TREC" else BINARY_TASKS[task])
+    ]
+    missing = [name for name in files if not (Path(folder) / name).is_file()]
+    if missing:
+        raise UsageError(
+            f"SentEval folder {folder} lacks {', '.join(missing)}; give the folder "
+            "of the original release files with --eval-data DIR, or drop those "
+            "tasks from evaluation.tasks"
+        )
+
+
+def _check_same_settings(study, folder: Path) -> None:
+    """Reject a study whose settings differ from those of the folder's results."""
+    from alignsphere.study.config import (
+        StudyConfigError,
+        load_study,
+        settings_conflict,
+    )
+
+    saved = folder / "study.yaml"
+    if not saved.is_file() or not (folder / "results").is_dir():
+        return
+    try:
+        previous = load_study(str(saved))
+    except StudyConfigError:
+        previous = None
+    conflict = (
+        "its study.yaml no longer loads"
+        if previous is None
+        else settings_conflict(previous, study)
+    )
+    if conflict:
+        raise UsageError(
+            f"{folder} holds results of a study with other settings ({conflict}); "
+            "choose another --output folder, or delete that folder's results to "
+            "start over"
+        )
 
 
 def _save_config(name_or_path: str, folder: Path) -> None:

@@ -14,7 +14,11 @@ from PIL import Image
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from alignsphere.data.errors import CorruptImageError, DatasetNotFoundError
+from alignsphere.data.errors import (
+    CorruptImageError,
+    DatasetNotFoundError,
+    InvalidDatasetFileError,
+)
 from alignsphere.data.memory import InMemoryImageDataset
 
 logger = logging.getLogger(__name__)
@@ -211,10 +215,11 @@ def decode_images(
         for index in range(start, stop):
             array = decode_image_file(paths[index], channels, image_size)
             if array.shape != first.shape:
-                raise ValueError(
+                raise InvalidDatasetFileError(
                     f"Image {paths[index]} has shape {array.shape} (C, H, W) but "
-                    f"{paths[0]} has {first.shape}; pass image_size to resize and "
-                    "center-crop all images to one square size"
+                    f"{paths[0]} has {first.shape}; pass image_size (in a training "
+                    "config data.decode_size, such as --set data.decode_size=32) to "
+                    "resize and center-crop all images to one square size"
                 )
             images[index] = torch.from_numpy(array)
         with lock:

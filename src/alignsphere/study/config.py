@@ -88,6 +88,7 @@ class StudyConfig:
     evaluation: dict[str, Any]
     resources: dict[str, Any]
     kind: str = "image"
+    needs_data_root: bool = False
 
     def trials(self) -> list[Trial]:
         """Return the study's trials in a fixed order, without duplicates."""
@@ -121,8 +122,19 @@ def _check_objective(where: str, spec: str) -> None:
         raise StudyConfigError(f"{where}: {error}") from None
 
 
+def _mapping(data: Mapping[str, Any], key: str, example: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise StudyConfigError(
+            f"{key} must be a mapping such as {example}, got {value!r}"
+        )
+    return dict(value)
+
+
 def _check_length(where: str, value: Any) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
+    if value is not None and (
+        not isinstance(value, int) or isinstance(value, bool) or value < 1
+    ):
         raise StudyConfigError(f"{where} must be a positive integer, got {value!r}")
 
 
@@ -176,9 +188,11 @@ def parse_study(
         raise StudyConfigError(
             f"{source} defines no trials: add a 'grid' or a 'random' section"
         )
-    overrides = dict(data.get("overrides") or {})
-    evaluation = dict(data.get("evaluation") or {})
-    kind = _check_base_and_evaluation(str(data["base"]), overrides, evaluation)
+    overrides = _mapping(data, "overrides", "{optim.batch_size: 256}")
+    evaluation = _mapping(data, "evaluation", "{probe: fast, knn_k: 5}")
+    kind, needs_data_root = _check_base_and_evaluation(
+        str(data["base"]), overrides, evaluation
+    )
     return StudyConfig(
         name=str(data.get("name", "study")),
         base=str(data["base"]),
@@ -188,15 +202,17 @@ def parse_study(
         evaluation=evaluation,
         resources=dict(data.get("resources") or {}),
         kind=kind,
+        needs_data_root=needs_data_root,
     )
 
 
 def _check_base_and_evaluation(
     base: str, overrides: Mapping[str, Any], evaluation: Mapping[str, Any]
-) -> str:
+) -> tuple[str, bool]:
     """Load the base config with the study's overrides and check ``evaluation``.
 
-    Returns ``text`` or ``image``, the kind of the study.
+    Returns the kind of the study, ``text`` or ``image``, and whether its base
+    config leaves ``data.root`` empty for a dataset that needs a folder.
 
     Image studies take :class:`~alignsphere.evaluation.EvaluationSettings`
     fields, text studies (``data.name: text``) take
@@ -219,7 +235,9 @@ def _check_base_and_evaluation(
         )
         # --data-root supplies the data folder when the study runs.
         data = values.setdefault("data", {})
+        needs_data_root = False
         if isinstance(data, dict) and data.get("root") is None:
+            needs_data_root = data.get("name", "digits") != "digits"
             data["root"] = "."
         config = config_from_dict(values)
     except ConfigError as error:
@@ -239,9 +257,13 @@ def _check_base_and_evaluation(
         )
     try:
         settings_type(**evaluation).validate()
-    except (TypeError, ValueError) as error:
+    except TypeError as error:
+        raise StudyConfigError(
+            f"evaluation: a value of {dict(evaluation)} has the wrong type ({error})"
+        ) from None
+    except ValueError as error:
         raise StudyConfigError(f"evaluation: {error}") from None
-    return kind
+    return kind, needs_data_root
 
 
 def _check_random(sweep: Any) -> None:
@@ -341,6 +363,10 @@ def load_study(path_or_name: str) -> StudyConfig:
                 f"the bundled studies {names}"
             )
         path = candidate
+    if path.is_dir():
+        raise StudyConfigError(
+            f"study config {path} is a folder; give the path of a study YAML file"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -369,3 +395,18 @@ def objective_family(spec: str) -> str:
     if align:
         return "align only"
     return "uniform only"
+
+
+def settings_conflict(before: StudyConfig, after: StudyConfig) -> str | None:
+    """Name the setting that differs between two studies sharing a folder, if any.
+
+    The trials of one folder share their base config, overrides and
+    evaluation: the trial ids cover objectives, seeds and lengths only, so
+    results evaluated one way must not be reported as another. Objectives,
+    seeds and lengths may change, because they change the trial ids.
+    """
+    for name in ("base", "overrides", "evaluation"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            return f"{name} was {old!r}, now {new!r}"
+    return None

@@ -211,14 +211,14 @@ def best_per_family(results: Any) -> Any:
 def format_correlations(table: Any) -> str:
     """Render the correlation table for a terminal."""
     lines = [
-        f"{'scope':<24} {'predictor':<24} {'target':<7} {'n':>3}  "
+        f"{'scope':<24} {'predictor':<24} {'target':<8} {'n':>3}  "
         f"{'Spearman [95% CI]':<26} {'Kendall [95% CI]':<26} verdict"
     ]
     for row in table.itertuples():
         spearman = _with_interval(row.spearman, row.spearman_low, row.spearman_high)
         kendall = _with_interval(row.kendall, row.kendall_low, row.kendall_high)
         lines.append(
-            f"{row.scope:<24} {row.predictor:<24} {row.target:<7} {row.n:>3}  "
+            f"{row.scope:<24} {row.predictor:<24} {row.target:<8} {row.n:>3}  "
             f"{spearman:<26} {kendall:<26} {row.verdict}"
         )
     return "\n".join(lines)
@@ -326,11 +326,18 @@ def _save(fig: Any, stem: Path) -> list[Path]:
     return paths
 
 
-def build_report(folder: Path, *, figures: bool = True) -> dict[str, Any]:
+def build_report(
+    folder: Path, *, figures: bool = True, trial_ids: Sequence[str] | None = None
+) -> dict[str, Any]:
     """Collect a study folder's result files into tables, figures and a summary.
 
     Writes ``report/results.csv`` and ``.parquet``, ``report/correlations.csv``,
     ``report/best_per_family.csv`` and the figures, each replaced atomically.
+
+    Args:
+        folder: The study folder.
+        figures: Also write the figures.
+        trial_ids: Report only these trials; None reports every result file.
 
     Returns:
         ``results``, ``correlations`` and ``best`` DataFrames and ``figures`` paths.
@@ -339,7 +346,11 @@ def build_report(folder: Path, *, figures: bool = True) -> dict[str, Any]:
 
     from alignsphere.study.runner import REPORT_DIR, finished_results
 
-    rows = list(finished_results(folder).values())
+    finished = finished_results(folder)
+    if trial_ids is not None:
+        wanted = set(trial_ids)
+        finished = {key: row for key, row in finished.items() if key in wanted}
+    rows = list(finished.values())
     if not rows:
         raise ValueError(
             f"no finished trials in {folder / 'results'}; run the study first"

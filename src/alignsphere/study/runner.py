@@ -24,9 +24,10 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 RESULTS_DIR = "results"
 TRIALS_DIR = "trials"
+# Traceback of a failed trial, inside its run folder.
+ERROR_FILE = "error.txt"
 REPORT_DIR = "report"
 LOCK_FILE = ".lock"
 
@@ -120,6 +123,7 @@ class StudyRun:
     failed: list[str]
     wall_seconds: float
     interrupted: bool = False
+    failures: dict[str, str] = field(default_factory=dict)
 
 
 def _trainable(config: dict[str, Any]) -> None:
@@ -129,15 +133,32 @@ def _trainable(config: dict[str, Any]) -> None:
     from alignsphere.study.trial import run_trial
 
     trial = config["trial"]
+    run_dir = Path(config["folder"]) / TRIALS_DIR / config["trial_id"]
     start = time.perf_counter()
-    metrics = run_trial(
-        trial,
-        base=config["base"],
-        evaluation=config["evaluation"],
-        run_dir=Path(config["folder"]) / TRIALS_DIR / config["trial_id"],
-        threads=config["threads"],
-        data_root=config["data_root"],
-    )
+    try:
+        metrics = run_trial(
+            trial,
+            base=config["base"],
+            evaluation=config["evaluation"],
+            run_dir=run_dir,
+            threads=config["threads"],
+            data_root=config["data_root"],
+        )
+    except Exception as error:
+        # Report the failure as a result, so that the driver prints one line
+        # per trial instead of Ray's traceback; the traceback goes to a file.
+        run_dir.mkdir(parents=True, exist_ok=True)
+        error_file = run_dir / ERROR_FILE
+        error_file.write_text(traceback.format_exc(), encoding="utf-8")
+        message = str(error).splitlines()[0] if str(error) else ""
+        tune.report(
+            {
+                "study_trial_id": config["trial_id"],
+                "error": f"{type(error).__name__}: {message}",
+                "error_file": str(error_file),
+            }
+        )
+        return
     metrics["trial_seconds"] = time.perf_counter() - start
     # Ray Tune overwrites a result's "trial_id" with its own, so use another key.
     metrics["study_trial_id"] = config["trial_id"]
@@ -185,7 +206,14 @@ def run_study(
     per_trial = int(cpus_per_trial or study.resources.get("cpus_per_trial", 1))
     if per_trial < 1:
         raise StudyError(f"cpus_per_trial must be >= 1, got {per_trial}")
-    completed, failed, interrupted = _run_on_ray(
+    local_cpus = num_cpus or os.cpu_count() or 1
+    if address is None and per_trial > local_cpus:
+        raise StudyError(
+            f"cpus_per_trial={per_trial} is more than the {local_cpus} CPUs of the "
+            "local Ray instance, so no trial could start; lower --cpus-per-trial "
+            "or raise --num-cpus"
+        )
+    completed, failed, failures, interrupted = _run_on_ray(
         study,
         folder,
         pending,
@@ -203,6 +231,7 @@ def run_study(
         failed=failed,
         wall_seconds=time.perf_counter() - start,
         interrupted=interrupted,
+        failures=failures,
     )
 
 
@@ -216,7 +245,7 @@ def _run_on_ray(
     data_root: str | None,
     eval_data: str | None,
     progress: bool,
-) -> tuple[int, list[str], bool]:
+) -> tuple[int, list[str], dict[str, str], bool]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # Ray Tune's own SIGINT handler makes Tuner.fit return normally after a
@@ -250,6 +279,7 @@ def _run_on_ray(
     bar = tqdm(total=len(pending), desc="trials", unit="trial", disable=not progress)
     completed = 0
     failed: list[str] = []
+    failures: dict[str, str] = {}
     by_id = {trial.trial_id: trial for trial in pending}
 
     class ResultWriter(tune.Callback):
@@ -258,6 +288,13 @@ def _run_on_ray(
         def on_trial_result(self, iteration, trials, trial, result, **info):
             nonlocal completed
             trial_id = result.get("study_trial_id")
+            if trial_id in by_id and "error" in result:
+                failed.append(trial_id)
+                failures[trial_id] = (
+                    f"{result['error']} (traceback in {result['error_file']})"
+                )
+                bar.update(1)
+                return
             if trial_id not in by_id or "linear_acc" not in result:
                 return
             definition = by_id[trial_id]
@@ -336,4 +373,4 @@ def _run_on_ray(
     # on Ctrl-C without raising. Trials that neither finished nor failed show it.
     if completed + len(failed) < len(pending):
         interrupted = True
-    return completed, failed, interrupted
+    return completed, failed, failures, interrupted

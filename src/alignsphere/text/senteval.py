@@ -33,6 +33,7 @@ inner k-fold cross-validation on each training split, as SentEval's
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -422,32 +423,49 @@ class SentEvalSettings:
 
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field and its valid values."""
-        tasks = [self.tasks] if isinstance(self.tasks, str) else list(self.tasks)
-        unknown = [task for task in tasks if task not in TASKS]
-        if unknown or not tasks:
+        tasks = self.tasks
+        if not isinstance(tasks, list | tuple) or not tasks:
             raise ValueError(
-                f"invalid SentEval tasks {unknown or tasks}; valid tasks: "
-                f"{', '.join(TASKS)}"
+                f"tasks must be a non-empty list of task names, got {tasks!r}; "
+                f"valid tasks: {', '.join(TASKS)}"
+            )
+        unknown = [task for task in tasks if task not in TASKS]
+        if unknown:
+            raise ValueError(
+                f"invalid SentEval tasks {unknown}; valid tasks: {', '.join(TASKS)}"
             )
         for name in ("folds", "inner_folds"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 2:
+            if not _is_integer(value) or value < 2:
                 raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
-        if not self.c_grid or any(
-            not isinstance(c, int | float) or c <= 0 for c in self.c_grid
+        grid = self.c_grid
+        if (
+            not isinstance(grid, list | tuple)
+            or not grid
+            or not all(_is_number(c) and math.isfinite(c) and c > 0 for c in grid)
         ):
             raise ValueError(
-                f"c_grid must be a non-empty list of values > 0, got {self.c_grid!r}"
+                f"c_grid must be a non-empty list of finite numbers > 0, got {grid!r}"
             )
         smallest = self.folds * self.inner_folds
         if self.limit is not None and (
-            not isinstance(self.limit, int) or self.limit < smallest
+            not _is_integer(self.limit) or self.limit < smallest
         ):
             raise ValueError(
                 f"limit must be empty or an integer >= folds x inner_folds = "
                 f"{smallest}, got {self.limit!r}"
             )
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not _is_integer(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not _is_integer(self.batch_size) or self.batch_size < 1:
             raise ValueError(
                 f"batch_size must be a positive integer, got {self.batch_size!r}"
             )
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -297,14 +297,20 @@ def load_encoder(
         :class:`~alignsphere.training.config.TrainConfig` it was trained with.
 
     Raises:
-        CheckpointError: If the file is missing or unsafe, its config is invalid,
-            or its weights do not fit the architecture its config describes.
+        CheckpointError: If the file is missing or unsafe, its config is invalid
+            or of a text encoder, or its weights do not fit the architecture its
+            config describes.
     """
     from alignsphere.training.config import ConfigError, config_from_dict
     from alignsphere.training.data import resolve_preset
     from alignsphere.training.module import build_encoder_from_config
 
     saved, state = read_encoder_checkpoint(path)
+    if isinstance(saved.get("data"), dict) and saved["data"].get("name") == "text":
+        raise CheckpointError(
+            f"{path} is a text encoder; evaluate it with alignsphere senteval "
+            "or alignsphere sts"
+        )
     try:
         config = config_from_dict(saved)
         encoder = build_encoder_from_config(config.model, resolve_preset(config.data))
@@ -316,7 +322,7 @@ def load_encoder(
     try:
         encoder.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        summary = " ".join(str(error).split())
+        summary = " ".join(str(error).split()).rstrip(".")
         if len(summary) > 400:
             summary = summary[:400] + " ..."
         raise CheckpointError(
