@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tarfile
 from collections import Counter
 from pathlib import Path, PurePosixPath
@@ -108,3 +109,20 @@ def senteval_dir(test_data_dir: Path) -> Path:
 def stsb_dir(test_data_dir: Path) -> Path:
     """STS Benchmark train, dev and test files."""
     return _subfolder(test_data_dir, "stsb")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def restore_default_sigint():
+    """A ``preexec_fn`` that gives a child the default SIGINT action.
+
+    A non-interactive shell starts background jobs (``cmd &``) with SIGINT
+    ignored, children inherit that, and Python then installs no
+    KeyboardInterrupt handler. Under a backgrounded test run, a Ctrl-C test
+    would otherwise send a signal that its child ignores. A terminal's
+    foreground job has the default action.
+    """
+    return _default_sigint

@@ -30,17 +30,6 @@ evaluation: {{probe: fast, knn_k: 5, heldout_images: 128}}
 """
 
 
-def restore_default_sigint() -> None:
-    """Give the child the default SIGINT action, as a terminal's foreground job has.
-
-    A non-interactive shell starts background jobs (``cmd &``) with SIGINT
-    ignored, children inherit that, and Python then installs no
-    KeyboardInterrupt handler, so a test run in the background would
-    otherwise send a signal that nobody receives.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def write_study(tmp_path: Path, objectives: list[str]) -> Path:
     path = tmp_path / "study.yaml"
     path.write_text(TINY.format(objectives=json.dumps(objectives)))
@@ -159,7 +148,7 @@ def running_trial(output: Path) -> str | None:
     return None
 
 
-def test_ctrl_c_during_trial_resumes(tmp_path):
+def test_ctrl_c_during_trial_resumes(tmp_path, restore_default_sigint):
     """Ctrl-C while a trial runs exits 130, keeps finished results, and resumes.
 
     SIGINT goes to the study's whole process group, as a terminal's Ctrl-C

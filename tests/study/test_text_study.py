@@ -228,6 +228,7 @@ def test_text_study_on_local_ray(tmp_path, gutenberg_dir, senteval_dir, capsys):
             }
         )
     )
+
     output = tmp_path / "study"
     code = main(
         [
@@ -245,6 +246,7 @@ def test_text_study_on_local_ray(tmp_path, gutenberg_dir, senteval_dir, capsys):
             "--no-progress",
         ]
     )
+
     out = capsys.readouterr().out
     assert code == 0, out
     results = pd.read_csv(output / "report" / "results.csv")

@@ -26,19 +26,8 @@ OVERRIDES = [
 ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def restore_default_sigint() -> None:
-    """Give the child the default SIGINT action, as a terminal's foreground job has.
-
-    A non-interactive shell starts background jobs (``cmd &``) with SIGINT
-    ignored, children inherit that, and Python then installs no
-    KeyboardInterrupt handler, so a test run in the background would
-    otherwise send a signal that nobody receives.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @pytest.mark.slow
-def test_ctrl_c_text_training_resumes(tmp_path, gutenberg_dir):
+def test_ctrl_c_text_training_resumes(tmp_path, gutenberg_dir, restore_default_sigint):
     """SIGINT after the first epoch: exit 130, one resume line, and a resume."""
     output = tmp_path / "run"
     arguments = ["train", "--config", "gutenberg_gru_cpu", "--output", str(output)]

@@ -249,7 +249,7 @@ def _check_same_settings(study, folder: Path) -> None:
     )
     if conflict:
         raise UsageError(
-            f"{folder} holds results of a study with other settings ({conflict}); "
+            f"{folder} contains results of a study with other settings ({conflict}); "
             "choose another --output folder, or delete that folder's results to "
             "start over"
         )

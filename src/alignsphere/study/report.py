@@ -348,8 +348,8 @@ def build_report(
 
     finished = finished_results(folder)
     if trial_ids is not None:
-        wanted = set(trial_ids)
-        finished = {key: row for key, row in finished.items() if key in wanted}
+        selected = set(trial_ids)
+        finished = {key: row for key, row in finished.items() if key in selected}
     rows = list(finished.values())
     if not rows:
         raise ValueError(

@@ -60,7 +60,7 @@ def run_trial(
         ``uniform``, ``uniform_optimum``, ``epochs``, ``train_seconds`` and
         ``eval_seconds``. A text trial (``data.name: text``) has no ``knn_acc``:
         its ``linear_acc`` is the mean SentEval accuracy, ``senteval_<TASK>``
-        holds each task's, and ``align`` and ``uniform`` are those of the
+        is each task's accuracy, and ``align`` and ``uniform`` are those of the
         held-out adjacent-sentence pairs after the last epoch.
     """
     import torch

@@ -395,7 +395,7 @@ def evaluate_senteval(
 
 @dataclass
 class SentEvalSettings:
-    """How a text study evaluates each trained encoder with SentEval.
+    """SentEval settings of the trained encoders of a text study.
 
     The fields are the keys of a text study's ``evaluation`` section.
 
@@ -434,10 +434,12 @@ class SentEvalSettings:
             raise ValueError(
                 f"invalid SentEval tasks {unknown}; valid tasks: {', '.join(TASKS)}"
             )
+
         for name in ("folds", "inner_folds"):
             value = getattr(self, name)
             if not _is_integer(value) or value < 2:
                 raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
+
         grid = self.c_grid
         if (
             not isinstance(grid, list | tuple)
@@ -447,6 +449,7 @@ class SentEvalSettings:
             raise ValueError(
                 f"c_grid must be a non-empty list of finite numbers > 0, got {grid!r}"
             )
+
         smallest = self.folds * self.inner_folds
         if self.limit is not None and (
             not _is_integer(self.limit) or self.limit < smallest
@@ -455,6 +458,7 @@ class SentEvalSettings:
                 f"limit must be empty or an integer >= folds x inner_folds = "
                 f"{smallest}, got {self.limit!r}"
             )
+
         if not _is_integer(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         if not _is_integer(self.batch_size) or self.batch_size < 1:
