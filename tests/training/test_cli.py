@@ -86,6 +86,32 @@ def test_train_resumes_and_says_so(digits_run, tmp_path, capsys):
     assert len(list((output / "csv").glob("version_*/metrics.csv"))) == 2
 
 
+def test_resume_of_finished_run_writes_missing_encoder(digits_run, tmp_path):
+    """A kill after the last checkpoint but before the export loses nothing.
+
+    The rerun finds ``last.ckpt`` at the final epoch, trains no further and
+    writes ``encoder.pt`` with the checkpoint's weights.
+    """
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    (output / "encoder.pt").unlink()
+    code = main(["train", "--config", "digits", "--output", str(output), *TRAIN_FAST])
+    assert code == 0
+    checkpoint = torch.load(output / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["epoch"] == 1
+    exported = torch.load(output / "encoder.pt", weights_only=True)["state_dict"]
+    saved = {
+        key.removeprefix("encoder."): value
+        for key, value in checkpoint["state_dict"].items()
+        if key.startswith("encoder.")
+    }
+    assert exported.keys() == saved.keys()
+    for key, value in exported.items():
+        assert torch.equal(value, saved[key]), key
+
+
 def test_evaluate_writes_json(digits_run, tmp_path, capsys):
     report_path = tmp_path / "eval.json"
     code = main(

@@ -79,6 +79,11 @@ class HeldOutMetricsCallback(L.Callback):
 class EncoderExport(L.Callback):
     """Write ``encoder.pt`` (weights and config, weights-only loadable) after training.
 
+    It is written when ``fit`` returns normally, which includes a resume whose
+    ``last.ckpt`` already holds the final epoch: Lightning then restores the
+    weights but skips the training loop and its ``on_train_end``, so a run
+    killed between its last checkpoint and the export still gets its file.
+
     Args:
         path: Output file.
     """
@@ -87,7 +92,7 @@ class EncoderExport(L.Callback):
         super().__init__()
         self.path = Path(path)
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             save_encoder_file(self.path, pl_module.encoder, pl_module.hparams["config"])
             logger.info("wrote %s", self.path)
