@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 
 import pytest
 import torch
 import yaml
 
 from alignsphere.cli.main import main
+from alignsphere.training.run import find_resume_checkpoint
 
 TRAIN_FAST = ["--no-progress", "--set", "trainer.max_epochs=2"]
 
@@ -340,6 +342,65 @@ def test_train_resume_skips_truncated_last(digits_run, tmp_path, capsys):
     assert f"resuming from {fallback}" in capsys.readouterr().out
     assert torch.load(last, weights_only=True)["epoch"] == 2
     assert not list((output / "checkpoints").glob(".*.tmp"))
+
+
+def stopped_between_renames(digits_run, output):
+    """A run whose ``last.ckpt`` is one epoch behind its ``epoch=002.ckpt``.
+
+    That is the folder a kill leaves after ``epoch=002.ckpt`` was renamed into
+    place and before ``last.ckpt`` was: the copy trains a third epoch, then
+    gets back the second epoch's ``last.ckpt`` with its older mtime.
+    """
+    import shutil
+
+    shutil.copytree(digits_run, output)
+    args = ["--no-progress", "--set", "trainer.max_epochs=3"]
+    assert main(["train", "--config", "digits", "--output", str(output), *args]) == 0
+    folder = output / "checkpoints"
+    shutil.copy2(digits_run / "checkpoints" / "last.ckpt", folder / "last.ckpt")
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 1
+    return folder
+
+
+def test_resume_prefers_newer_epoch_checkpoint(digits_run, tmp_path, capsys):
+    output = tmp_path / "copy"
+    folder = stopped_between_renames(digits_run, output)
+    newer = folder / "epoch=002.ckpt"
+    assert find_resume_checkpoint(output) == newer
+    capsys.readouterr()
+    args = ["--no-progress", "--set", "trainer.max_epochs=4"]
+    assert main(["train", "--config", "digits", "--output", str(output), *args]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming from {newer}\n" in out
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 3
+    # The third run trained epoch 3 only, not epoch 2 again.
+    logs = sorted((output / "csv").glob("version_*/metrics.csv"))
+    epochs = {
+        row.split(",")[0]
+        for row in logs[-1].read_text().splitlines()[1:]
+        if row.split(",")[0]
+    }
+    assert epochs == {"3"}
+
+
+def test_resume_ignores_stale_or_partial_epoch_checkpoints(digits_run, tmp_path):
+    output = tmp_path / "copy"
+    folder = stopped_between_renames(digits_run, output)
+    last = folder / "last.ckpt"
+    newer = folder / "epoch=002.ckpt"
+    # An epoch file older than last.ckpt is left from an earlier run.
+    before = last.stat().st_mtime_ns - 10**9
+    os.utime(newer, ns=(before, before))
+    assert find_resume_checkpoint(output) == last
+    # A newer file that is truncated is skipped.
+    newer.write_bytes(newer.read_bytes()[:4096])
+    assert find_resume_checkpoint(output) == last
+    # A file of the same epoch as last.ckpt, as a folder copy may date it.
+    newer.unlink()
+    same_epoch = folder / "epoch=001.ckpt"
+    later = last.stat().st_mtime_ns + 10**9
+    os.utime(same_epoch, ns=(later, later))
+    assert find_resume_checkpoint(output) == last
 
 
 def test_train_truncated_last_without_fallback(digits_run, tmp_path, capsys):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,10 +86,18 @@ def _epoch_of(path: Path) -> int:
 def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     """Return the checkpoint that a run in ``output_dir`` resumes from, or None.
 
-    That is ``checkpoints/last.ckpt`` when it is a whole checkpoint. When it is
-    truncated or empty (a run killed while an older Lightning wrote it, or a
-    copy cut short), the newest whole ``epoch=NNN.ckpt`` is used instead.
-    Returns None when ``last.ckpt`` does not exist.
+    That is the newest whole checkpoint of the run. Usually it is
+    ``checkpoints/last.ckpt``. At the end of each epoch ``epoch=NNN.ckpt`` is
+    written first and ``last.ckpt`` second, each to a temporary file that is
+    renamed into place; a run killed between the two renames leaves the
+    previous epoch's ``last.ckpt`` and a whole ``epoch=NNN.ckpt`` of a later
+    epoch, and that one is used. An epoch checkpoint counts as newer only if
+    its epoch is later than the one ``last.ckpt`` holds and it was modified
+    after ``last.ckpt``, so a stale file of an earlier run in the same folder
+    is never picked. When ``last.ckpt`` is truncated or empty (a copy cut
+    short, or a run killed while an older Lightning wrote it in place), the
+    newest whole ``epoch=NNN.ckpt`` is used. Returns None when ``last.ckpt``
+    does not exist.
 
     Raises:
         CheckpointError: If ``last.ckpt`` is rejected as unsafe (there is no
@@ -99,11 +108,24 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     last = folder / LAST_CHECKPOINT
     if not last.is_file():
         return None
+    candidates = sorted(folder.glob("epoch=*.ckpt"), key=_epoch_of, reverse=True)
     try:
-        return check_checkpoint(last)
+        check_checkpoint(last)
+        last_epoch = _saved_epoch(last)
     except IncompleteCheckpointError as error:
         problem = error
-    candidates = sorted(folder.glob("epoch=*.ckpt"), key=_epoch_of, reverse=True)
+    else:
+        last_time = last.stat().st_mtime_ns
+        for candidate in candidates:
+            if _epoch_of(candidate) <= last_epoch:
+                break
+            if candidate.stat().st_mtime_ns <= last_time:
+                continue
+            try:
+                return check_checkpoint(candidate)
+            except IncompleteCheckpointError:
+                continue
+        return last
     for candidate in candidates:
         try:
             return check_checkpoint(candidate)
@@ -115,6 +137,19 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     )
 
 
+def _saved_epoch(path: Path) -> int:
+    """The ``epoch`` stored in a checked checkpoint, read without its tensors."""
+    try:
+        with checkpoint_safe_globals():
+            content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, ValueError, pickle.UnpicklingError) as error:
+        raise IncompleteCheckpointError(
+            f"checkpoint {path} cannot be read: {error}"
+        ) from None
+    epoch = content.get("epoch") if isinstance(content, dict) else None
+    return epoch if isinstance(epoch, int) else -1
+
+
 def _is_rank_zero() -> bool:
     # Before the Trainer starts its process group, torchrun's RANK is the only
     # hint of the rank.
@@ -122,7 +157,10 @@ def _is_rank_zero() -> bool:
 
 
 def _check_resumable(path: Path, config: TrainConfig) -> int:
-    """Check that a checkpoint is safe and of this run's model; return its epoch."""
+    """Check that a checkpoint is safe and of this run's model.
+
+    Returns the number of epochs it completed (its 0-based ``epoch`` plus 1).
+    """
     content = load_checkpoint(path)
     saved = content.get("hyper_parameters", {}).get("config")
     if not isinstance(saved, dict):
@@ -302,13 +340,19 @@ def train(
     if resume_path is not None:
         if resume_path != last:
             logger.warning(
-                "%s is incomplete (truncated or empty); resuming from %s, the "
-                "newest whole checkpoint",
+                "%s is incomplete or holds an earlier epoch (the run stopped "
+                "while it wrote checkpoints); resuming from %s, the newest whole "
+                "checkpoint",
                 last,
                 resume_path,
             )
-        epoch = _check_resumable(resume_path, config)
-        logger.info("resuming from %s (epoch %d completed)", resume_path, epoch)
+        done = _check_resumable(resume_path, config)
+        logger.info(
+            "resuming from %s (%d epoch%s completed)",
+            resume_path,
+            done,
+            "" if done == 1 else "s",
+        )
 
     if config.trainer.num_threads is not None:
         torch.set_num_threads(config.trainer.num_threads)
