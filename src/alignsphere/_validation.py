@@ -1,4 +1,4 @@
-"""Input checks shared by the losses and metrics.
+"""Input checks shared by the losses, metrics and settings.
 
 Every public numeric function validates its features here, so that bad input
 fails with one message that names the argument, the offending row and the fix.
@@ -35,6 +35,16 @@ def _row_list(mask: torch.Tensor, offset: int = 0) -> str:
     shown = ", ".join(str(r) for r in rows[:_ROWS_SHOWN])
     more = f" and {len(rows) - _ROWS_SHOWN} more" if len(rows) > _ROWS_SHOWN else ""
     return f"{shown}{more}"
+
+
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is an int; a bool, which Python counts as one, is not."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is an int or a float, and not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def check_positive(name: str, value: float) -> float:

@@ -91,6 +91,22 @@ def test_random_sweep_is_reproducible():
             },
             "must be one of",
         ),
+        (
+            {
+                "base": "digits",
+                "grid": {"objective": ["1*align"]},
+                "evaluation": {"knn_k": True},
+            },
+            r"knn_k must be an integer >= 0 \(0 turns k-NN off\), got True",
+        ),
+        (
+            {
+                "base": "digits",
+                "grid": {"objective": ["1*align"]},
+                "evaluation": {"layers": "pooled"},
+            },
+            "layers must be a non-empty list",
+        ),
     ],
 )
 def test_invalid_study_rejected(data, message):

@@ -143,7 +143,7 @@ def test_senteval_folder_missing_task_files(tmp_path, capsys):
         ),
         (
             {"base": "digits", "grid": GRID, "evaluation": {"heldout_images": "x"}},
-            "has the wrong type",
+            "heldout_images must be an integer >= 0 (0 turns it off), got 'x'",
         ),
     ],
 )
@@ -191,3 +191,14 @@ def test_failing_trials_give_one_line(tmp_path, capsys):
     error_files = list((tmp_path / "study" / "trials").glob("*/error.txt"))
     assert len(error_files) == 2
     assert "Traceback" in error_files[0].read_text()
+
+
+def test_report_only_on_a_missing_folder(tmp_path, capsys):
+    config = write_yaml(tmp_path / "study.yaml", {"base": "digits", "grid": GRID})
+    output = tmp_path / "never_ran"
+    arguments = ["--config", str(config), "--output", str(output), "--report-only"]
+    code, lines = run_study(arguments, capsys)
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert f"{output} holds no study results" in lines[0]
+    assert not output.exists()

@@ -284,6 +284,15 @@ def test_evaluate_bad_layer(digits_run, capsys):
     assert "valid layers" in one_error_line(capsys, "evaluate")
 
 
+@pytest.mark.parametrize("value", ["inf", "nan", "0", "-1"])
+def test_evaluate_bad_knn_temperature(digits_run, capsys, value):
+    code = main(["evaluate", str(digits_run), "--knn-temperature", value])
+    assert code == 2
+    line = one_error_line(capsys, "evaluate")
+    assert f"invalid --knn-temperature {float(value)}" in line
+    assert "finite number > 0" in line
+
+
 def test_train_print_config(capsys, tmp_path):
     code = main(
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from alignsphere.cli.main import UsageError
 
@@ -138,9 +139,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
         if value is not None and value < 2:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"invalid {flag} {value}; it must be >= 2")
-    if args.knn_temperature is not None and not args.knn_temperature > 0:
+    temperature = args.knn_temperature
+    if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
         raise UsageError(
-            f"invalid --knn-temperature {args.knn_temperature}; it must be > 0"
+            f"invalid --knn-temperature {temperature}; it must be a finite number > 0"
         )
 
 

@@ -71,7 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from alignsphere.study.config import StudyConfigError, load_study
     from alignsphere.study.report import build_report, format_correlations
-    from alignsphere.study.runner import StudyError, run_study, study_lock
+    from alignsphere.study.runner import (
+        RESULTS_DIR,
+        StudyError,
+        run_study,
+        study_lock,
+    )
 
     try:
         study = load_study(args.config)
@@ -107,6 +112,13 @@ def run(args: argparse.Namespace) -> int:
             "the test split of its dataset"
         )
     folder = Path(args.output)
+    if args.report_only and not (folder / RESULTS_DIR).is_dir():
+        # Checked before the lock, which would create the folder.
+        raise UsageError(
+            f"--report-only: {folder} holds no study results ({RESULTS_DIR}/ is "
+            "missing); run the study without --report-only first, or give the "
+            "--output folder of a study that ran"
+        )
     trials = study.trials()
     try:
         with study_lock(folder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alignsphere._validation import is_integer, is_number
 from alignsphere.data import AugmentationPreset, InMemoryImageDataset
 from alignsphere.evaluation.features import OUTPUT_LAYER, extract_features
 from alignsphere.evaluation.heldout import measure_heldout
@@ -61,16 +63,53 @@ class EvaluationSettings:
     progress: bool = False
 
     def validate(self) -> None:
-        if self.probe not in PROBES:
+        """Raise ValueError naming the first invalid field and what it accepts."""
+        if not isinstance(self.probe, str) or self.probe not in PROBES:
             raise ValueError(
                 f"invalid probe {self.probe!r}; valid probes: {', '.join(PROBES)}"
             )
-        if not self.layers:
-            raise ValueError("layers is empty; give at least one layer such as output")
-        if self.knn_k < 0:
-            raise ValueError(f"knn_k must be >= 0 (0 turns k-NN off), got {self.knn_k}")
-        if self.heldout_images < 0:
-            raise ValueError(f"heldout_images must be >= 0, got {self.heldout_images}")
+        layers = self.layers
+        if (
+            isinstance(layers, str)
+            or not isinstance(layers, Sequence)
+            or not layers
+            or not all(isinstance(layer, str) for layer in layers)
+        ):
+            raise ValueError(
+                f"layers must be a non-empty list of layer names such as "
+                f"[output, pooled], got {layers!r}"
+            )
+        minimum = {
+            "probe_epochs": 1,
+            "knn_k": 0,
+            "heldout_images": 0,
+            "batch_size": 1,
+        }
+        notes = {"knn_k": " (0 turns k-NN off)", "heldout_images": " (0 turns it off)"}
+        for name, low in minimum.items():
+            value = getattr(self, name)
+            if not is_integer(value) or value < low:
+                raise ValueError(
+                    f"{name} must be an integer >= {low}{notes.get(name, '')}, "
+                    f"got {value!r}"
+                )
+        if not is_integer(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("alpha", "t", "knn_temperature"):
+            value = getattr(self, name)
+            if name == "knn_temperature" and value is None:
+                continue
+            if not is_number(value) or not math.isfinite(value) or value <= 0:
+                empty = (
+                    " or empty (plain majority vote)"
+                    if name == "knn_temperature"
+                    else ""
+                )
+                raise ValueError(
+                    f"{name} must be a finite number > 0{empty}, got {value!r}"
+                )
+        if not isinstance(self.progress, bool):
+            raise ValueError(f"progress must be true or false, got {self.progress!r}")
 
 
 def _labelled_part(dataset: InMemoryImageDataset) -> InMemoryImageDataset:

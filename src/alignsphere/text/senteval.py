@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from alignsphere._validation import is_integer, is_number
 from alignsphere.text.corpus import decode_text, split_lines
 from alignsphere.text.errors import TextDataError, TextDataNotFoundError
 
@@ -437,14 +438,14 @@ class SentEvalSettings:
 
         for name in ("folds", "inner_folds"):
             value = getattr(self, name)
-            if not _is_integer(value) or value < 2:
+            if not is_integer(value) or value < 2:
                 raise ValueError(f"{name} must be an integer >= 2, got {value!r}")
 
         grid = self.c_grid
         if (
             not isinstance(grid, list | tuple)
             or not grid
-            or not all(_is_number(c) and math.isfinite(c) and c > 0 for c in grid)
+            or not all(is_number(c) and math.isfinite(c) and c > 0 for c in grid)
         ):
             raise ValueError(
                 f"c_grid must be a non-empty list of finite numbers > 0, got {grid!r}"
@@ -452,24 +453,16 @@ class SentEvalSettings:
 
         smallest = self.folds * self.inner_folds
         if self.limit is not None and (
-            not _is_integer(self.limit) or self.limit < smallest
+            not is_integer(self.limit) or self.limit < smallest
         ):
             raise ValueError(
                 f"limit must be empty or an integer >= folds x inner_folds = "
                 f"{smallest}, got {self.limit!r}"
             )
 
-        if not _is_integer(self.seed):
+        if not is_integer(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        if not _is_integer(self.batch_size) or self.batch_size < 1:
+        if not is_integer(self.batch_size) or self.batch_size < 1:
             raise ValueError(
                 f"batch_size must be a positive integer, got {self.batch_size!r}"
             )
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
