@@ -16,7 +16,7 @@ def error_lines(capsys):
 def test_study_output_under_a_file(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code = main(["study", "--output", str(blocker / "study"), "--report-only"])
+    code = main(["study", "--output", str(blocker / "study")])
     assert code == 2
     lines = error_lines(capsys)
     assert len(lines) == 1
@@ -32,7 +32,7 @@ def test_study_read_only_output(tmp_path, capsys, monkeypatch):
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     monkeypatch.setattr(Path, "mkdir", read_only)
-    code = main(["study", "--output", str(tmp_path / "study"), "--report-only"])
+    code = main(["study", "--output", str(tmp_path / "study")])
     assert code == 2
     lines = error_lines(capsys)
     assert len(lines) == 1
