@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
+import subprocess
 import tarfile
+import time
 from collections import Counter
 from pathlib import Path, PurePosixPath
 
@@ -126,3 +129,45 @@ def restore_default_sigint():
     foreground job has the default action.
     """
     return _default_sigint
+
+
+@pytest.fixture
+def interrupt_when(tmp_path):
+    """Start a command in its own session and Ctrl-C it once it is ready.
+
+    The returned function runs ``command`` with the default SIGINT action and
+    polls ``ready(stdout_path)`` until it is true. The test fails if the
+    command exits first or ``timeout`` seconds pass. After ``delay`` seconds
+    more, SIGINT goes to the command's whole process group, as a terminal
+    sends it. The function returns the exit code and the command's stderr.
+    """
+
+    def run(command, env, ready, *, timeout=300.0, delay=0.0, poll=0.05):
+        stdout_path = tmp_path / "interrupted.stdout"
+        stderr_path = tmp_path / "interrupted.stderr"
+        with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
+            process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=_default_sigint,
+            )
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready(stdout_path):
+                assert process.poll() is None, stderr_path.read_text()[-3000:]
+                if time.monotonic() > deadline:
+                    pytest.fail(f"not ready within {timeout} s: {shlex.join(command)}")
+                time.sleep(poll)
+            time.sleep(delay)
+            os.killpg(process.pid, signal.SIGINT)
+            code = process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        return code, stderr_path.read_text()
+
+    return run

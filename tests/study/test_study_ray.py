@@ -148,43 +148,24 @@ def running_trial(output: Path) -> str | None:
     return None
 
 
-def test_ctrl_c_while_ray_starts(tmp_path, restore_default_sigint):
+def test_ctrl_c_while_ray_starts(tmp_path, interrupt_when):
     """Ctrl-C half a second after the study's first line exits 130 and resumes.
 
     At that moment the study is importing Ray or inside ``ray.init``. On
     2 CPU cores, importing Ray and Tune took 1.0 s and ``ray.init`` 2.6 s.
     SIGINTs sent 0 to 3.5 s after the first line all gave exit 130 and the
-    single interrupt line. Ray's dashboard and runtime-env agents, whose raylet the
-    SIGINT killed, outlived the study by about a minute before exiting.
+    single interrupt line. Ray's dashboard and runtime-env agents, whose
+    raylet the SIGINT killed, outlived the study by about a minute.
     """
     config = write_study(tmp_path, ["1*align(alpha=2) + 1*uniform(t=2)"])
     output = tmp_path / "study"
     command = study_command(config, output)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=restore_default_sigint,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while "trials in" not in stdout_path.read_text():
-            assert process.poll() is None, stderr_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no first line within 120 s"
-            time.sleep(0.01)
-        time.sleep(0.5)
-        os.killpg(process.pid, signal.SIGINT)
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    err = stderr_path.read_text()
+
+    def started(stdout_path):
+        return "trials in" in stdout_path.read_text()
+
+    code, err = interrupt_when(command, env, started, timeout=120, delay=0.5)
     assert code == 130, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith("alignsphere study")]
     assert len(lines) == 1, err[-3000:]
@@ -197,7 +178,7 @@ def test_ctrl_c_while_ray_starts(tmp_path, restore_default_sigint):
     assert "1 trials run now, 0 already finished" in resumed.stdout
 
 
-def test_ctrl_c_during_trial_resumes(tmp_path, restore_default_sigint):
+def test_ctrl_c_during_trial_resumes(tmp_path, interrupt_when):
     """Ctrl-C while a trial runs exits 130, keeps finished results, and resumes.
 
     SIGINT goes to the study's whole process group, as a terminal's Ctrl-C
@@ -214,32 +195,11 @@ def test_ctrl_c_during_trial_resumes(tmp_path, restore_default_sigint):
     results = output / "results"
     command = study_command(config, output) + ["--num-cpus", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    stdout_path, stderr_path = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
-    with open(stdout_path, "w") as stdout, open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=restore_default_sigint,
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if list(results.glob("*.json")) and running_trial(output):
-                break
-            assert process.poll() is None, stderr_path.read_text()[-3000:]
-            time.sleep(0.2)
-        else:
-            pytest.fail("no trial finished with another one running within 300 s")
-        os.killpg(process.pid, signal.SIGINT)
-        code = process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    err = stderr_path.read_text()
+
+    def one_finished_one_running(stdout_path):
+        return bool(list(results.glob("*.json"))) and running_trial(output) is not None
+
+    code, err = interrupt_when(command, env, one_finished_one_running, poll=0.2)
     assert code == 130, err[-3000:]
     lines = [line for line in err.splitlines() if line.startswith("alignsphere study")]
     assert len(lines) == 1, err[-3000:]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
+
+from alignsphere.training.run import find_resume_checkpoint
 
 MAX_EPOCHS = 40
 OVERRIDES = [
@@ -27,7 +27,7 @@ ENVIRONMENT = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.mark.slow
-def test_ctrl_c_text_training_resumes(tmp_path, gutenberg_dir, restore_default_sigint):
+def test_ctrl_c_text_training_resumes(tmp_path, gutenberg_dir, interrupt_when):
     """SIGINT after the first epoch: exit 130, one resume line, and a resume."""
     output = tmp_path / "run"
     arguments = ["train", "--config", "gutenberg_gru_cpu", "--output", str(output)]
@@ -37,30 +37,9 @@ def test_ctrl_c_text_training_resumes(tmp_path, gutenberg_dir, restore_default_s
     command = [sys.executable, "-m", "alignsphere.cli.main", *arguments]
     last = output / "checkpoints" / "last.ckpt"
 
-    stderr_path = tmp_path / "stderr.txt"
-    with open(stderr_path, "w") as stderr:
-        process = subprocess.Popen(
-            command,
-            env=ENVIRONMENT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,
-            preexec_fn=restore_default_sigint,
-        )
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not last.is_file():
-            assert process.poll() is None, stderr_path.read_text()[-3000:]
-            time.sleep(0.05)
-        assert last.is_file(), "no epoch finished within 180 s"
-        os.killpg(process.pid, signal.SIGINT)
-        code = process.wait(timeout=60)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-    err = stderr_path.read_text()
+    code, err = interrupt_when(
+        command, ENVIRONMENT, lambda _: last.is_file(), timeout=180
+    )
     assert code == 130, err[-3000:]
     lines = [line for line in err.splitlines() if "interrupt" in line.lower()]
     assert len(lines) == 1, err[-3000:]
@@ -72,11 +51,13 @@ def test_ctrl_c_text_training_resumes(tmp_path, gutenberg_dir, restore_default_s
     assert interrupted_epoch < MAX_EPOCHS - 1, "the run finished before SIGINT"
     assert not (output / "encoder.pt").exists()
 
+    # last.ckpt, or epoch=NNN.ckpt if the SIGINT landed between their renames.
+    resume = find_resume_checkpoint(output)
     resumed = subprocess.run(
         command, env=ENVIRONMENT, capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    assert f"resuming from {last}" in resumed.stdout
+    assert f"resuming from {resume}" in resumed.stdout
     assert torch.load(last, weights_only=True)["epoch"] == MAX_EPOCHS - 1
     assert (output / "encoder.pt").is_file()
     # Each start writes its own csv/version_N folder, so a resume adds one.
