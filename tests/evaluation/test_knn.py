@@ -61,12 +61,14 @@ def test_knn_temperature_matches_reference(temperature):
     assert torch.equal(actual, expected)
 
 
-def test_knn_small_temperature_stays_finite():
+@pytest.mark.parametrize("temperature", [1e-4, 1e-46, 5e-324])
+def test_knn_small_temperature_stays_finite(temperature):
+    """Even a T that float32 rounds to 0 lets the nearest neighbour decide."""
     generator = torch.Generator().manual_seed(2)
     bank = torch.randn(40, 4, generator=generator)
     labels = torch.randint(0, 3, (40,), generator=generator)
     queries = torch.randn(10, 4, generator=generator)
-    actual = knn_predict(bank, labels, queries, k=5, temperature=1e-4)
+    actual = knn_predict(bank, labels, queries, k=5, temperature=temperature)
     # With T -> 0 the nearest neighbour decides alone.
     nearest = knn_predict(bank, labels, queries, k=1)
     assert torch.equal(actual, nearest)

@@ -30,6 +30,7 @@ def test_defaults_are_valid():
         ("knn_k", -1, "knn_k must be an integer >= 0"),
         ("knn_k", 5.0, "knn_k must be an integer >= 0"),
         ("heldout_images", False, "heldout_images must be an integer >= 0"),
+        ("heldout_images", 1, "heldout_images must be 0 .* or >= 2"),
         ("probe_epochs", 0, "probe_epochs must be an integer >= 1"),
         ("batch_size", True, "batch_size must be an integer >= 1, got True"),
         ("seed", "0", "seed must be an integer, got '0'"),

@@ -202,3 +202,18 @@ def test_report_only_on_a_missing_folder(tmp_path, capsys):
     assert len(lines) == 1, lines
     assert f"{output} holds no study results" in lines[0]
     assert not output.exists()
+
+
+def test_output_that_is_a_file(tmp_path, capsys):
+    config = write_yaml(tmp_path / "study.yaml", {"base": "digits", "grid": GRID})
+    output = tmp_path / "afile"
+    output.write_text("keep me")
+    for extra in ([], ["--report-only"]):
+        arguments = ["--config", str(config), "--output", str(output), *extra]
+        code, lines = run_study(arguments, capsys)
+        assert code == 2
+        assert lines == [
+            f"alignsphere study: error: --output {output} is a file, not a folder; "
+            "give the study's folder"
+        ]
+    assert output.read_text() == "keep me"

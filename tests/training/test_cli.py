@@ -293,6 +293,33 @@ def test_evaluate_bad_knn_temperature(digits_run, capsys, value):
     assert "finite number > 0" in line
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--heldout-images", "1"], "invalid --heldout-images 1; it must be 0"),
+        (["--device", "cuda"], "PyTorch finds no CUDA device"),
+        (["--json", "{tmp}"], "--json {tmp} is a folder"),
+        (["--json", "{tmp}/file/report.json"], "{tmp}/file is a file, not a folder"),
+    ],
+)
+def test_evaluate_bad_options_fail_first(
+    digits_run, tmp_path, capsys, arguments, message
+):
+    """Each of these stops with one line before any feature is extracted."""
+    if "cuda" in arguments and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    (tmp_path / "file").write_text("")
+    arguments = [a.format(tmp=tmp_path) for a in arguments]
+    code = main(["evaluate", str(digits_run), *arguments])
+    assert code == 2
+    captured = capsys.readouterr()
+    assert "extracting" not in captured.err
+    errors = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(errors) == 1, captured.err
+    assert message.format(tmp=tmp_path) in errors[0]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 def test_train_print_config(capsys, tmp_path):
     code = main(
         [
@@ -410,6 +437,55 @@ def test_resume_ignores_stale_or_partial_epoch_checkpoints(digits_run, tmp_path)
     later = last.stat().st_mtime_ns + 10**9
     os.utime(same_epoch, ns=(later, later))
     assert find_resume_checkpoint(output) == last
+
+
+def test_resume_ignores_epoch_file_of_another_run(digits_run, tmp_path):
+    """A newer next-epoch file with another seed, or a later epoch, is skipped."""
+    import shutil
+
+    output = tmp_path / "copy"
+    folder = stopped_between_renames(digits_run, output)
+    last = folder / "last.ckpt"
+    newer = folder / "epoch=002.ckpt"
+    other = tmp_path / "other"
+    args = ["--no-progress", "--set", "trainer.max_epochs=3", "--set", "seed=5"]
+    assert main(["train", "--config", "digits", "--output", str(other), *args]) == 0
+    shutil.copy(other / "checkpoints" / "epoch=002.ckpt", newer)
+    assert newer.stat().st_mtime_ns > last.stat().st_mtime_ns
+    assert find_resume_checkpoint(output) == last
+
+    # An epoch that a kill between two renames cannot leave: 9 after 1.
+    newer.rename(folder / "epoch=009.ckpt")
+    assert find_resume_checkpoint(output) == last
+
+
+def test_resume_with_last_ckpt_folder(digits_run, tmp_path, capsys):
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    last = output / "checkpoints" / "last.ckpt"
+    last.unlink()
+    last.mkdir()
+    code = main(["train", "--config", "digits", "--output", str(output), *TRAIN_FAST])
+    assert code == 2
+    line = one_error_line(capsys, "train")
+    assert f"{last} is not a file" in line
+    assert "--no-resume" in line
+
+
+def test_resume_with_lower_max_epochs(digits_run, tmp_path, capsys):
+    import shutil
+
+    output = tmp_path / "copy"
+    shutil.copytree(digits_run, output)
+    config_before = (output / "config.yaml").read_text()
+    args = ["--no-progress", "--set", "trainer.max_epochs=1"]
+    code = main(["train", "--config", "digits", "--output", str(output), *args])
+    assert code == 2
+    line = one_error_line(capsys, "train")
+    assert "has completed 2 epochs, more than trainer.max_epochs=1" in line
+    assert (output / "config.yaml").read_text() == config_before
 
 
 def test_train_truncated_last_without_fallback(digits_run, tmp_path, capsys):

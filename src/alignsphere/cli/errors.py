@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from pathlib import Path
 
 # Errors of a write into an output folder that the user can fix: a full disk or
 # quota, a read-only file system, missing permission, or a file where a folder
@@ -36,3 +37,31 @@ def output_write_error(error: OSError, output: object, resume_hint: str) -> Usag
         f"cannot write {target}: {reason}; {fix}, then rerun the same command "
         f"({resume_hint})"
     )
+
+
+def check_output_file(path: str | None, flag: str) -> None:
+    """Reject an output file path that cannot be written, before any work starts.
+
+    Args:
+        path: The value of ``flag``; None or ``-`` (standard output) pass.
+        flag: The option's name for the message, such as ``--json``.
+
+    Raises:
+        UsageError: If the path is a folder, or a part of it is a file.
+    """
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(
+            f"{flag} {path} is a folder; give a file name, such as "
+            f"{target / 'report.json'}"
+        )
+    for parent in target.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(
+                    f"{flag} {path}: {parent} is a file, not a folder; give a "
+                    "path inside a folder"
+                )
+            return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
+from alignsphere.cli.errors import check_output_file
 from alignsphere.cli.main import UsageError
 
 _EPILOG = """\
@@ -129,11 +130,13 @@ def _check_arguments(args: argparse.Namespace) -> None:
         if value is not None and value < 1:
             flag = "--" + name.replace("_", "-")
             raise UsageError(f"invalid {flag} {value}; it must be >= 1")
-    for name in ("knn_k", "heldout_images"):
-        value = getattr(args, name)
-        if value < 0:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"invalid {flag} {value}; it must be >= 0 (0 skips it)")
+    if args.knn_k < 0:
+        raise UsageError(f"invalid --knn-k {args.knn_k}; it must be >= 0 (0 skips it)")
+    if args.heldout_images < 0 or args.heldout_images == 1:
+        raise UsageError(
+            f"invalid --heldout-images {args.heldout_images}; it must be 0 (skips "
+            "it) or >= 2, since uniformity needs pairs of images"
+        )
     for name in ("probe_limit", "test_limit"):
         value = getattr(args, name)
         if value is not None and value < 2:
@@ -166,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from alignsphere.training.module import build_encoder_from_config
 
     _check_arguments(args)
+    check_output_file(args.json, "--json")
     if args.num_threads is not None:
         torch.set_num_threads(args.num_threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -173,6 +177,11 @@ def run(args: argparse.Namespace) -> int:
         device = torch.device(device)
     except RuntimeError:
         raise UsageError(f"invalid --device {args.device!r}; use cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device {args.device}: PyTorch finds no CUDA device on this machine; "
+            "use --device cpu"
+        )
 
     try:
         encoder, config = load_encoder(args.checkpoint, map_location=device)

@@ -26,6 +26,7 @@ import os
 import sys
 from pathlib import Path
 
+from alignsphere.cli.errors import check_output_file
 from alignsphere.cli.main import UsageError
 from alignsphere.measure.core import (
     UNIFORMITY_METHODS,
@@ -354,6 +355,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``alignsphere measure`` and print the report."""
+    check_output_file(args.json, "--json")
     try:
         report = _measure(args)
     except MeasureInputError as error:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from alignsphere.cli.errors import UsageError
+from alignsphere.cli.errors import UsageError, check_output_file
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from alignsphere.text.errors import TextDataError, TextDataNotFoundError
     from alignsphere.text.senteval import DEFAULT_C_GRID, TASKS, evaluate_senteval
 
+    check_output_file(args.output, "--output")
     tasks = [t.strip().upper() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from alignsphere.cli.errors import UsageError
+from alignsphere.cli.errors import UsageError, check_output_file
 from alignsphere.cli.senteval import add_model_arguments, load_model, write_json
 
 
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    check_output_file(args.output, "--output")
     from alignsphere.text.errors import TextDataError, TextDataNotFoundError
     from alignsphere.text.sts import evaluate_sts, resolve_sts_file
 

@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
             "the test split of its dataset"
         )
     folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(
+            f"--output {folder} is a file, not a folder; give the study's folder"
+        )
     if args.report_only and not (folder / RESULTS_DIR).is_dir():
         # Checked before the lock, which would create the folder.
         raise UsageError(

@@ -59,8 +59,10 @@ def _vote(
         weights = torch.ones_like(similarities)
     else:
         # exp(sim / T) with the row's largest similarity subtracted: the argmax of
-        # the votes is unchanged and small T cannot overflow.
-        shifted = (similarities - similarities.amax(dim=1, keepdim=True)) / temperature
+        # the votes is unchanged and small T cannot overflow. float64, because a
+        # T below about 1e-45 rounds to 0 in float32 and 0 / 0 gives NaN votes.
+        rows = similarities.double()
+        shifted = (rows - rows.amax(dim=1, keepdim=True)) / temperature
         weights = shifted.exp()
     shape = (similarities.shape[0], num_classes)
     votes = similarities.new_zeros(shape, dtype=torch.float64)

@@ -93,6 +93,11 @@ class EvaluationSettings:
                     f"{name} must be an integer >= {low}{notes.get(name, '')}, "
                     f"got {value!r}"
                 )
+        if self.heldout_images == 1:
+            raise ValueError(
+                "heldout_images must be 0 (turns it off) or >= 2, since uniformity "
+                "needs pairs of images, got 1"
+            )
         if not is_integer(self.seed):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         for name in ("alpha", "t", "knn_temperature"):

@@ -20,6 +20,7 @@ import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -90,41 +91,52 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     ``checkpoints/last.ckpt``. At the end of each epoch ``epoch=NNN.ckpt`` is
     written first and ``last.ckpt`` second, each to a temporary file that is
     renamed into place; a run killed between the two renames leaves the
-    previous epoch's ``last.ckpt`` and a whole ``epoch=NNN.ckpt`` of a later
-    epoch, and that one is used. An epoch checkpoint counts as newer only if
-    its epoch is later than the one ``last.ckpt`` holds and it was modified
-    after ``last.ckpt``, so a stale file of an earlier run in the same folder
-    is never picked. When ``last.ckpt`` is truncated or empty (a copy cut
-    short, or a run killed while an older Lightning wrote it in place), the
-    newest whole ``epoch=NNN.ckpt`` is used. Returns None when ``last.ckpt``
-    does not exist.
+    previous epoch's ``last.ckpt`` and a whole file of the next epoch, and
+    that one is used. It counts only if its epoch is exactly one after the
+    one ``last.ckpt`` holds, it was modified after ``last.ckpt``, and its
+    saved config equals ``last.ckpt``'s apart from the ``trainer`` section
+    and ``data.root``, so an epoch file of an earlier or another run in the
+    folder is never taken. When ``last.ckpt`` is truncated or empty (a copy
+    cut short, or a run killed while an older Lightning wrote it in place),
+    the newest whole ``epoch=NNN.ckpt`` is used. Returns None when
+    ``last.ckpt`` does not exist.
 
     Raises:
         CheckpointError: If ``last.ckpt`` is rejected as unsafe (there is no
-            fallback then), or if it is incomplete and no epoch checkpoint is
-            whole.
+            fallback then) or is not a file, or if it is incomplete and no
+            epoch checkpoint is whole.
     """
     folder = Path(output_dir) / CHECKPOINT_DIR
     last = folder / LAST_CHECKPOINT
-    if not last.is_file():
+    if not last.exists():
         return None
+    if not last.is_file():
+        raise CheckpointError(
+            f"{last} is not a file; remove it to resume from the newest epoch "
+            "checkpoint, or pass --no-resume to start from scratch"
+        )
     candidates = sorted(folder.glob("epoch=*.ckpt"), key=_epoch_of, reverse=True)
     try:
         check_checkpoint(last)
-        last_epoch = _saved_epoch(last)
+        last_epoch, last_run = _saved_state(last)
     except IncompleteCheckpointError as error:
         problem = error
     else:
-        last_time = last.stat().st_mtime_ns
-        for candidate in candidates:
-            if _epoch_of(candidate) <= last_epoch:
-                break
-            if candidate.stat().st_mtime_ns <= last_time:
-                continue
+        # Only the next epoch's file, written after last.ckpt by the same run
+        # (same config apart from the trainer section), can be what a kill
+        # between the two renames left.
+        following = folder / f"epoch={last_epoch + 1:03d}.ckpt"
+        if (
+            following.is_file()
+            and following.stat().st_mtime_ns > last.stat().st_mtime_ns
+        ):
             try:
-                return check_checkpoint(candidate)
+                check_checkpoint(following)
+                epoch, run = _saved_state(following)
             except IncompleteCheckpointError:
-                continue
+                return last
+            if epoch == last_epoch + 1 and run == last_run:
+                return following
         return last
     for candidate in candidates:
         try:
@@ -137,8 +149,12 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     )
 
 
-def _saved_epoch(path: Path) -> int:
-    """The ``epoch`` stored in a checked checkpoint, read without its tensors."""
+def _saved_state(path: Path) -> tuple[int, dict[str, Any] | None]:
+    """Read a checked checkpoint's ``epoch`` and run settings without its tensors.
+
+    The settings are the saved training config without its ``trainer``
+    section and ``data.root``, which may change between the starts of one run.
+    """
     try:
         with checkpoint_safe_globals():
             content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -146,8 +162,16 @@ def _saved_epoch(path: Path) -> int:
         raise IncompleteCheckpointError(
             f"checkpoint {path} cannot be read: {error}"
         ) from None
-    epoch = content.get("epoch") if isinstance(content, dict) else None
-    return epoch if isinstance(epoch, int) else -1
+    if not isinstance(content, dict):
+        return -1, None
+    epoch = content.get("epoch")
+    saved = content.get("hyper_parameters", {}).get("config")
+    if not isinstance(saved, dict):
+        return (epoch if isinstance(epoch, int) else -1), None
+    run = {key: value for key, value in saved.items() if key != "trainer"}
+    if isinstance(run.get("data"), dict):
+        run["data"] = {k: v for k, v in run["data"].items() if k != "root"}
+    return (epoch if isinstance(epoch, int) else -1), run
 
 
 def _is_rank_zero() -> bool:
@@ -187,7 +211,15 @@ def _check_resumable(path: Path, config: TrainConfig) -> int:
                 f"config has {section} = {now}; resume with the same {section} "
                 "settings or choose another --output folder"
             )
-    return int(content.get("epoch", -1)) + 1
+    done = int(content.get("epoch", -1)) + 1
+    if done > config.trainer.max_epochs:
+        raise CheckpointError(
+            f"checkpoint {path} has completed {done} epochs, more than "
+            f"trainer.max_epochs={config.trainer.max_epochs}; set "
+            f"trainer.max_epochs to {done} or more to continue this run, or choose "
+            "another --output folder"
+        )
+    return done
 
 
 # Loggers that Lightning's rank_zero_info writes to. Importing lightning.fabric
