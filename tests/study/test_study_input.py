@@ -200,7 +200,7 @@ def test_report_only_on_a_missing_folder(tmp_path, capsys):
     code, lines = run_study(arguments, capsys)
     assert code == 2
     assert len(lines) == 1, lines
-    assert f"{output} holds no study results" in lines[0]
+    assert f"{output} contains no study results" in lines[0]
     assert not output.exists()
 
 

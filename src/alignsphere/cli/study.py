@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report_only and not (folder / RESULTS_DIR).is_dir():
         # Checked before the lock, which would create the folder.
         raise UsageError(
-            f"--report-only: {folder} holds no study results ({RESULTS_DIR}/ is "
+            f"--report-only: {folder} contains no study results ({RESULTS_DIR}/ is "
             "missing); run the study without --report-only first, or give the "
             "--output folder of a study that ran"
         )

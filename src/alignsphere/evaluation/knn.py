@@ -59,8 +59,8 @@ def _vote(
         weights = torch.ones_like(similarities)
     else:
         # exp(sim / T) with the row's largest similarity subtracted: the argmax of
-        # the votes is unchanged and small T cannot overflow. float64, because a
-        # T below about 1e-45 rounds to 0 in float32 and 0 / 0 gives NaN votes.
+        # the votes is unchanged and small T cannot overflow. It runs in float64,
+        # because float32 rounds a T below about 1e-45 to 0, and 0 / 0 is NaN.
         rows = similarities.double()
         shifted = (rows - rows.amax(dim=1, keepdim=True)) / temperature
         weights = shifted.exp()

@@ -90,9 +90,9 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     That is the newest whole checkpoint of the run. Usually it is
     ``checkpoints/last.ckpt``. At the end of each epoch ``epoch=NNN.ckpt`` is
     written first and ``last.ckpt`` second, each to a temporary file that is
-    renamed into place; a run killed between the two renames leaves the
-    previous epoch's ``last.ckpt`` and a whole file of the next epoch, and
-    that one is used. It counts only if its epoch is exactly one after the
+    renamed into place. A run killed between the two renames leaves the
+    previous epoch's ``last.ckpt`` and a whole file of the next epoch, so
+    that file is used. It counts only if its epoch is exactly one after the
     one ``last.ckpt`` holds, it was modified after ``last.ckpt``, and its
     saved config equals ``last.ckpt``'s apart from the ``trainer`` section
     and ``data.root``, so an epoch file of an earlier or another run in the
