@@ -107,9 +107,18 @@ def test_random_sweep_is_reproducible():
             },
             "layers must be a non-empty list",
         ),
+        (
+            {
+                "base": "digits",
+                "grid": {"objective": ["1*align"]},
+                "evaluation": {"layers": ["output", "fc7"]},
+            },
+            "evaluation: layers: MLPEncoder has no layer 'fc7'; valid layers: ",
+        ),
     ],
 )
 def test_invalid_study_rejected(data, message):
+    """Each invalid study fails when it is parsed, before any trial trains."""
     with pytest.raises(StudyConfigError, match=message):
         parse_study(data)
 

@@ -35,7 +35,7 @@ import json
 import math
 import random
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,7 +263,30 @@ def _check_base_and_evaluation(
         ) from None
     except ValueError as error:
         raise StudyConfigError(f"evaluation: {error}") from None
+    if kind == "image" and "layers" in evaluation:
+        _check_layers(config, evaluation["layers"])
     return kind, needs_data_root
+
+
+def _check_layers(config: Any, layers: Sequence[str]) -> None:
+    """Check the probed layers on the study's encoder, built once at random init.
+
+    Every trial trains the same architecture, so a layer it lacks would make
+    every trial fail after its training.
+    """
+    from alignsphere.evaluation.features import resolve_layer
+    from alignsphere.training.data import resolve_preset
+    from alignsphere.training.module import build_encoder_from_config
+
+    try:
+        encoder = build_encoder_from_config(config.model, resolve_preset(config.data))
+    except (ValueError, KeyError) as error:
+        raise StudyConfigError(f"base model {config.model}: {error}") from None
+    for layer in layers:
+        try:
+            resolve_layer(encoder, layer)
+        except ValueError as error:
+            raise StudyConfigError(f"evaluation: layers: {error}") from None
 
 
 def _check_random(sweep: Any) -> None:
