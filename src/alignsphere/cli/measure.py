@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from pathlib import Path
 
+from alignsphere._io import write_text_atomic
 from alignsphere.cli.errors import check_output_file
 from alignsphere.cli.main import UsageError
 from alignsphere.measure.core import (
@@ -365,7 +364,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json == "-":
             print(text)
         else:
-            _write_atomically(Path(args.json), text + "\n")
+            write_text_atomic(args.json, text + "\n")
     if args.json != "-":
         print(report.to_table())
         if args.json:
@@ -578,10 +577,3 @@ def _device(args: argparse.Namespace) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

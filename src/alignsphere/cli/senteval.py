@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
+from alignsphere._io import write_text_atomic
 from alignsphere.cli.errors import UsageError, check_output_file
 
 
@@ -106,11 +106,7 @@ def write_json(path: str | None, content: dict) -> None:
     """Write ``content`` to ``path`` atomically; do nothing when ``path`` is None."""
     if path is None:
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, target)
+    write_text_atomic(path, json.dumps(content, indent=2) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:

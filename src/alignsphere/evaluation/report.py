@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from alignsphere._io import write_text_atomic
 from alignsphere._validation import is_integer, is_number
 from alignsphere.data import AugmentationPreset, InMemoryImageDataset
 from alignsphere.evaluation.features import OUTPUT_LAYER, extract_features
@@ -300,9 +301,4 @@ def format_report(report: dict[str, Any]) -> str:
 
 def write_json(report: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a report as indented JSON, atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
-    return path
+    return write_text_atomic(path, json.dumps(report, indent=2) + "\n")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alignsphere._io import write_text_atomic
 from alignsphere.study.config import StudyConfig, Trial, objective_family
 
 logger = logging.getLogger(__name__)
@@ -84,17 +85,7 @@ def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     A reader sees either no file or the whole file, also after a crash or a
     full disk part way through.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def finished_results(folder: Path) -> dict[str, dict[str, Any]]:
