@@ -9,6 +9,7 @@ from alignsphere.study.config import (
     load_study,
     objective_family,
     parse_study,
+    settings_conflict,
 )
 
 
@@ -141,3 +142,14 @@ def test_unknown_bundled_study_lists_names():
 )
 def test_objective_family(spec, family):
     assert objective_family(spec) == family
+
+
+def test_settings_conflict_compares_effective_evaluation():
+    def study(evaluation):
+        grid = {"objective": ["1*align"]}
+        return parse_study({"base": "digits", "grid": grid, "evaluation": evaluation})
+
+    written_out = {"layers": ["output"], "knn_k": 5, "probe": "fast", "progress": True}
+    assert settings_conflict(study({}), study(written_out)) is None
+    conflict = settings_conflict(study({}), study({"knn_k": 10}))
+    assert conflict == "evaluation was {}, now {'knn_k': 10}"

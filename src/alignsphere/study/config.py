@@ -430,6 +430,31 @@ def settings_conflict(before: StudyConfig, after: StudyConfig) -> str | None:
     """
     for name in ("base", "overrides", "evaluation"):
         old, new = getattr(before, name), getattr(after, name)
-        if old != new:
+        if name == "evaluation" and before.kind == after.kind:
+            # Compare the settings the sections give, so that {} and the
+            # defaults written out count as the same.
+            same = _effective_evaluation(before) == _effective_evaluation(after)
+        else:
+            same = old == new
+        if not same:
             return f"{name} was {old!r}, now {new!r}"
     return None
+
+
+def _effective_evaluation(study: StudyConfig) -> dict[str, Any]:
+    """Return every evaluation setting of a study, defaults filled in.
+
+    ``progress`` is left out because it does not change any result.
+    """
+    from dataclasses import asdict
+
+    if study.kind == "text":
+        from alignsphere.text.senteval import SentEvalSettings as settings_type
+    else:
+        from alignsphere.evaluation.report import EvaluationSettings as settings_type
+    values = asdict(settings_type(**study.evaluation))
+    values.pop("progress", None)
+    return {
+        key: list(value) if isinstance(value, list | tuple) else value
+        for key, value in values.items()
+    }
