@@ -38,12 +38,12 @@ def _row_list(mask: torch.Tensor, offset: int = 0) -> str:
 
 
 def is_integer(value: object) -> bool:
-    """Whether ``value`` is an int; a bool, which Python counts as one, is not."""
+    """Return whether ``value`` is an int. A bool, which Python counts as one, is not."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
 def is_number(value: object) -> bool:
-    """Whether ``value`` is an int or a float, and not a bool."""
+    """Return whether ``value`` is an int or a float, and not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

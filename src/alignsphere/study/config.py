@@ -244,13 +244,10 @@ def _check_base_and_evaluation(
         raise StudyConfigError(
             f"base {base!r} with the study's overrides: {error}"
         ) from None
-    if config.data.name == "text":
-        from alignsphere.text.senteval import SentEvalSettings as settings_type
-    else:
-        from alignsphere.evaluation.report import EvaluationSettings as settings_type
+    kind = "text" if config.data.name == "text" else "image"
+    settings_type = _settings_type(kind)
     valid = sorted(f.name for f in fields(settings_type))
     unknown = sorted(set(evaluation) - set(valid))
-    kind = "text" if config.data.name == "text" else "image"
     if unknown:
         raise StudyConfigError(
             f"unknown evaluation key(s) {unknown}; valid for {kind} studies: {valid}"
@@ -266,6 +263,17 @@ def _check_base_and_evaluation(
     if kind == "image" and "layers" in evaluation:
         _check_layers(config, evaluation["layers"])
     return kind, needs_data_root
+
+
+def _settings_type(kind: str) -> type:
+    """Return the evaluation settings class of a ``text`` or ``image`` study."""
+    if kind == "text":
+        from alignsphere.text.senteval import SentEvalSettings
+
+        return SentEvalSettings
+    from alignsphere.evaluation.report import EvaluationSettings
+
+    return EvaluationSettings
 
 
 def _check_layers(config: Any, layers: Sequence[str]) -> None:
@@ -448,11 +456,7 @@ def _effective_evaluation(study: StudyConfig) -> dict[str, Any]:
     """
     from dataclasses import asdict
 
-    if study.kind == "text":
-        from alignsphere.text.senteval import SentEvalSettings as settings_type
-    else:
-        from alignsphere.evaluation.report import EvaluationSettings as settings_type
-    values = asdict(settings_type(**study.evaluation))
+    values = asdict(_settings_type(study.kind)(**study.evaluation))
     values.pop("progress", None)
     return {
         key: list(value) if isinstance(value, list | tuple) else value

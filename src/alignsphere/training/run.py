@@ -115,7 +115,6 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
             f"{last} is not a file; remove it to resume from the newest epoch "
             "checkpoint, or pass --no-resume to start from scratch"
         )
-    candidates = sorted(folder.glob("epoch=*.ckpt"), key=_epoch_of, reverse=True)
     try:
         check_checkpoint(last)
         last_epoch, last_run = _saved_state(last)
@@ -138,6 +137,7 @@ def find_resume_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
             if epoch == last_epoch + 1 and run == last_run:
                 return following
         return last
+    candidates = sorted(folder.glob("epoch=*.ckpt"), key=_epoch_of, reverse=True)
     for candidate in candidates:
         try:
             return check_checkpoint(candidate)
@@ -165,13 +165,15 @@ def _saved_state(path: Path) -> tuple[int, dict[str, Any] | None]:
     if not isinstance(content, dict):
         return -1, None
     epoch = content.get("epoch")
+    if not isinstance(epoch, int):
+        epoch = -1
     saved = content.get("hyper_parameters", {}).get("config")
     if not isinstance(saved, dict):
-        return (epoch if isinstance(epoch, int) else -1), None
+        return epoch, None
     run = {key: value for key, value in saved.items() if key != "trainer"}
     if isinstance(run.get("data"), dict):
         run["data"] = {k: v for k, v in run["data"].items() if k != "root"}
-    return (epoch if isinstance(epoch, int) else -1), run
+    return epoch, run
 
 
 def _is_rank_zero() -> bool:
